@@ -32,3 +32,25 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class OutboxEvent(models.Model):
+    """A domain event written in the same transaction as the change it reports.
+
+    Lower apps publish (`invoice.created`, `quota.exhausted`, ...) without knowing who listens;
+    the alerts app delivers them to webhooks. Dispatching is at-least-once; `id` is the
+    idempotency key receivers see.
+    """
+
+    type = models.CharField(max_length=64, db_index=True)
+    payload = models.JSONField()
+    customer_external_id = models.CharField(max_length=255, blank=True, db_index=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
