@@ -178,3 +178,28 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer.external_id} · {self.offer.code}"
+
+
+class PendingCharge(models.Model):
+    """A one-off amount waiting for the subscription's next invoice (e.g. a prorated add-on)."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="pending_charges"
+    )
+    description = models.CharField(max_length=255)
+    service_code = models.CharField(max_length=64, blank=True)
+    quantity = models.DecimalField(**MONEY, default=Decimal(1))
+    unit_price = models.DecimalField(**MONEY)
+    amount = models.DecimalField(**MONEY, help_text="Rounded to the currency's minor unit.")
+    currency = models.CharField(max_length=3, validators=[currency_validator])
+    kind = models.CharField(max_length=16, default="addon")
+    created_at = models.DateTimeField()
+    invoiced_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["subscription", "invoiced_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount} {self.currency}"
