@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 
+from billing.formatting import money_display
 from billing.models import Offer
 from billing.pricing import PricingError, parse_pricing
 
@@ -102,6 +103,11 @@ class OfferAdmin(ModelAdmin):
     list_filter = ["currency", "billing_interval", "is_active"]
     search_fields = ["code", "name"]
     inlines = [OfferServiceInline]
+
+    @admin.display(description="Fixed fee", ordering="fixed_fee")
+    def fee(self, offer):
+        return money_display(offer.fixed_fee, offer.currency)
+
     fieldsets = [
         (None, {"fields": ["code", "name", "description", "is_active"]}),
         (
