@@ -19,6 +19,18 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def pytest_collection_modifyitems(config, items):
+    """`postgres_only` tests (row locks, concurrent writers) skip on SQLite, visibly."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (runs in CI's PostgreSQL pass)")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def api_key(db):
     _, raw = api_key_create(name="tests")
