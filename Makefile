@@ -39,7 +39,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(BIN)/python -m bench $(BENCH)
+	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 32) \
