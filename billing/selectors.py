@@ -1,8 +1,21 @@
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
 
 from core.errors import NotFound
 
-from .models import Customer
+from .models import (
+    Customer,
+    CustomerCredit,
+    Discount,
+    Invoice,
+    InvoiceLine,
+    InvoiceLineKind,
+    InvoiceStatus,
+    Subscription,
+)
 
 
 def customer_get(*, external_id: str) -> Customer:
@@ -14,3 +27,109 @@ def customer_get(*, external_id: str) -> Customer:
 
 def customer_list() -> QuerySet[Customer]:
     return Customer.objects.prefetch_related("contacts").order_by("id")
+
+
+# --------------------------------------------------------------------------- invoices
+
+
+def invoice_list() -> QuerySet[Invoice]:
+    """Newest first, with what a rendering needs (customer, lines) fetched up front."""
+    return Invoice.objects.select_related("customer").prefetch_related("lines").order_by("-id")
+
+
+def invoice_get(*, invoice_id: int) -> Invoice:
+    invoice = invoice_list().filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"No invoice {invoice_id}.", code="unknown_invoice")
+    return invoice
+
+
+def invoices_for_user(user) -> QuerySet[Invoice]:
+    """Finalized invoices of the customer the user is a contact of (none for anyone else)."""
+    if not user.is_authenticated:
+        return Invoice.objects.none()
+    return invoice_list().filter(customer__contacts__user=user).exclude(status=InvoiceStatus.DRAFT)
+
+
+def invoice_get_for_user(*, user, invoice_id: int) -> Invoice:
+    invoice = invoices_for_user(user).filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"No invoice {invoice_id}.", code="unknown_invoice")
+    return invoice
+
+
+# --------------------------------------------------------------------------- credit, discounts
+
+
+def customer_credit_balance(*, customer: Customer, currency: str) -> Decimal:
+    """The customer's credit in ``currency``: grants and give-backs minus consumption."""
+    total = CustomerCredit.objects.filter(customer=customer, currency=currency).aggregate(
+        balance=Sum("amount")
+    )["balance"]
+    return total if total is not None else Decimal(0)
+
+
+def invoice_credit_net(*, invoice: Invoice) -> Decimal:
+    """Net ledger movement of an invoice: -consumed, back to 0 once voided."""
+    total = invoice.credit_entries.aggregate(net=Sum("amount"))["net"]
+    return total if total is not None else Decimal(0)
+
+
+def discounts_active(
+    *, customer: Customer, subscription: Subscription | None, currency: str, at: datetime
+) -> list[Discount]:
+    """Discounts that apply to an invoice issued at ``at`` in ``currency``.
+
+    The customer's and the subscription's; valid at ``at`` (from inclusive, until exclusive);
+    an amount off only in its own currency; not yet redeemed ``max_redemptions`` times by
+    invoices that are not void.
+    """
+    owner = Q(customer=customer)
+    if subscription is not None:
+        owner |= Q(subscription=subscription)
+    discounts = (
+        Discount.objects.filter(owner)
+        .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=at))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .filter(Q(percent__isnull=False) | Q(currency=currency))
+        .annotate(
+            redeemed=Count(
+                "redemptions", filter=~Q(redemptions__invoice__status=InvoiceStatus.VOID)
+            )
+        )
+        .order_by("id")
+    )
+    return [d for d in discounts if d.max_redemptions is None or d.redeemed < d.max_redemptions]
+
+
+@dataclass(frozen=True)
+class UsageBilled:
+    quantity: Decimal
+    amount: Decimal
+
+
+def usage_billed(
+    *, subscription: Subscription, service_code: str, period_start: datetime, period_end: datetime
+) -> UsageBilled:
+    """Usage of a service already invoiced within a period, void invoices excluded (R-T7).
+
+    Sums the usage lines lying inside ``[period_start, period_end]``: their amounts and the
+    ``usage_quantity`` their metadata records, so a later invoice of the period (the
+    period-end one after a threshold invoice) bills only the rest.
+    """
+    lines = (
+        InvoiceLine.objects.filter(
+            invoice__subscription=subscription,
+            kind=InvoiceLineKind.USAGE,
+            service_code=service_code,
+            period_start__gte=period_start,
+            period_end__lte=period_end,
+        )
+        .exclude(invoice__status=InvoiceStatus.VOID)
+        .values_list("amount", "metadata")
+    )
+    quantity = amount = Decimal(0)
+    for line_amount, metadata in lines:
+        amount += line_amount
+        quantity += Decimal(str((metadata or {}).get("usage_quantity", "0")))
+    return UsageBilled(quantity=quantity, amount=amount)
