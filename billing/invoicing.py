@@ -346,7 +346,12 @@ def _transition_error(invoice: Invoice, action: str) -> Conflict:
 
 
 def _locked(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    # of=self: lock the invoice, not its customer, so finalizations don't queue per customer.
+    return (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .get(pk=invoice.pk)
+    )
 
 
 def _next_number() -> str:
