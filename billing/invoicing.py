@@ -40,6 +40,7 @@ from .models import (
     Subscription,
 )
 from .pricing import round_money
+from .subscriptions import clock_now
 
 __all__ = [
     "InvoiceLineDraft",
@@ -48,6 +49,7 @@ __all__ = [
     "invoice_finalize",
     "invoice_issue",
     "invoice_mark_paid",
+    "invoice_now",
     "invoice_void",
 ]
 
@@ -335,6 +337,12 @@ def invoice_amount_before_tax(
 
 
 # --------------------------------------------------------------------------- state machine
+
+
+def invoice_now(invoice: Invoice) -> datetime:
+    """The instant an operator action on ``invoice`` happens: its subscription's clock (R-A5)."""
+    subscription = invoice.subscription
+    return clock_now(subscription.clock if subscription is not None else None)
 
 
 def _transition_error(invoice: Invoice, action: str) -> Conflict:
