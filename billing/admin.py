@@ -1,7 +1,24 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q
 from unfold.admin import ModelAdmin, TabularInline
 
-from .models import Clock, Customer, CustomerContact, Subscription
+from core.errors import DomainError
+
+from . import invoicing
+from .invoice_math import money_str
+from .models import (
+    Clock,
+    Customer,
+    CustomerContact,
+    CustomerCredit,
+    Discount,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Subscription,
+)
+from .pricing import minor_units, round_money
 
 
 class ContactInline(TabularInline):
@@ -42,3 +59,164 @@ class SubscriptionAdmin(ModelAdmin):
 class ClockAdmin(ModelAdmin):
     list_display = ["name", "now", "updated_at"]
     search_fields = ["name"]
+
+
+# --------------------------------------------------------------------------- invoices
+
+
+class InvoiceLineInline(TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ["description", "service_code", "kind", "quantity", "unit_price", "amount"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ModelAdmin):
+    """Invoices are written by the billing services; the console reads them and moves them
+    through the state machine (mark paid, void) with the same services."""
+
+    list_display = ["__str__", "customer", "reason", "status", "amount_due", "issued_at"]
+    list_filter = ["status", "reason", "currency", "issued_at"]
+    search_fields = ["number", "customer__external_id", "customer__name", "idempotency_key"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    inlines = [InvoiceLineInline]
+    actions = ["mark_paid", "void"]
+    readonly_fields = [
+        "number",
+        "customer",
+        "subscription",
+        "status",
+        "reason",
+        "period_start",
+        "period_end",
+        "currency",
+        "subtotal",
+        "discount",
+        "tax_rate",
+        "tax",
+        "credit",
+        "total",
+        "issued_at",
+        "paid_at",
+        "voided_at",
+        "idempotency_key",
+        "metadata",
+        "created_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="Total", ordering="total")
+    def amount_due(self, invoice: Invoice) -> str:
+        return f"{money_str(invoice.total, invoice.currency)} {invoice.currency}"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def _transition(self, request, queryset, service, done: str) -> None:
+        moved, refused = 0, []
+        for invoice in queryset.select_related("subscription__clock"):
+            try:
+                service(invoice=invoice, at=invoicing.invoice_now(invoice))
+                moved += 1
+            except DomainError as exc:
+                refused.append(f"{invoice}: {exc.message}")
+        if moved:
+            self.message_user(request, f"{moved} invoice(s) {done}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused), messages.ERROR)
+
+    @admin.action(description="Mark selected invoices paid")
+    def mark_paid(self, request, queryset) -> None:
+        self._transition(request, queryset, invoicing.invoice_mark_paid, "marked paid")
+
+    @admin.action(description="Void selected invoices (credit goes back)")
+    def void(self, request, queryset) -> None:
+        self._transition(request, queryset, invoicing.invoice_void, "voided")
+
+
+class CreditGrantForm(forms.ModelForm):
+    class Meta:
+        model = CustomerCredit
+        fields = ["customer", "amount", "currency", "description"]
+
+    def clean(self):
+        data = super().clean()
+        amount, currency = data.get("amount"), data.get("currency")
+        if amount is not None and currency and round_money(amount, currency) <= 0:
+            self.add_error("amount", "A grant is at least one minor unit of the currency.")
+        return data
+
+
+@admin.register(CustomerCredit)
+class CustomerCreditAdmin(ModelAdmin):
+    """The credit ledger: grants are added here (through the service); rows never change."""
+
+    form = CreditGrantForm
+    list_display = ["customer", "signed_amount", "currency", "description", "invoice", "created_at"]
+    list_filter = ["currency", "created_at"]
+    search_fields = ["customer__external_id", "customer__name", "description", "invoice__number"]
+    list_select_related = ["customer", "invoice"]
+    autocomplete_fields = ["customer"]
+
+    @admin.display(description="Amount", ordering="amount")
+    def signed_amount(self, entry: CustomerCredit) -> str:
+        return f"{entry.amount:+.{minor_units(entry.currency)}f}"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        entry = invoicing.customer_credit_grant(
+            customer=obj.customer,
+            amount=obj.amount,
+            currency=obj.currency,
+            description=obj.description,
+        )
+        obj.pk, obj.amount, obj.created_at = entry.pk, entry.amount, entry.created_at
+
+
+@admin.register(Discount)
+class DiscountAdmin(ModelAdmin):
+    list_display = [
+        "name",
+        "customer",
+        "subscription",
+        "percent",
+        "amount_off",
+        "currency",
+        "valid_from",
+        "valid_until",
+        "redemption_count",
+    ]
+    list_filter = ["valid_from", "valid_until"]
+    search_fields = ["name", "customer__external_id", "subscription__customer__external_id"]
+    list_select_related = ["customer", "subscription__customer", "subscription__offer"]
+    autocomplete_fields = ["customer", "subscription"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                redeemed=Count(
+                    "redemptions", filter=~Q(redemptions__invoice__status=InvoiceStatus.VOID)
+                )
+            )
+        )
+
+    @admin.display(description="Redeemed")
+    def redemption_count(self, discount: Discount) -> str:
+        limit = discount.max_redemptions
+        return f"{discount.redeemed} / {limit}" if limit else str(discount.redeemed)
