@@ -45,10 +45,11 @@ def invoice_get(*, invoice_id: int) -> Invoice:
 
 
 def invoices_for_user(user) -> QuerySet[Invoice]:
-    """Finalized invoices of the customer the user is a contact of (none for anyone else)."""
+    """Invoices ever finalized (drafts and voided drafts never were) of the customer the user
+    is a contact of; none for anyone else."""
     if not user.is_authenticated:
         return Invoice.objects.none()
-    return invoice_list().filter(customer__contacts__user=user).exclude(status=InvoiceStatus.DRAFT)
+    return invoice_list().filter(customer__contacts__user=user, issued_at__isnull=False)
 
 
 def invoice_get_for_user(*, user, invoice_id: int) -> Invoice:
