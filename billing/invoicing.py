@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 _UNIT_PLACES = Decimal(1).scaleb(-18)  # InvoiceLine.quantity / unit_price decimal places
+_UNIT_CONTEXT = Context(prec=60)
+# Money columns hold 20 digits with 6 places; quantities and unit prices 38 with 18.
+_MONEY_LIMIT = Decimal(10) ** 14
+_UNIT_LIMIT = Decimal(10) ** 20
 
 
 def invoice_issue(
@@ -204,6 +209,14 @@ def _pending_charges(
     return list(charges.select_for_update() if lock else charges)
 
 
+def _check_magnitudes(drafts: list[InvoiceLineDraft], totals: invoice_math.InvoiceTotals) -> None:
+    """Refuse what the columns cannot hold, as a 400 rather than a database error."""
+    units = [abs(v) for d in drafts for v in (d.quantity, d.unit_price)]
+    amounts = [abs(a) for a in totals.line_amounts] + [totals.subtotal, totals.tax]
+    if any(v >= _UNIT_LIMIT for v in units) or any(a >= _MONEY_LIMIT for a in amounts):
+        raise InvalidInput("An amount or quantity is too large.", code="amount_too_large")
+
+
 def _issue(
     *,
     subscription: Subscription | None,
@@ -249,6 +262,7 @@ def _issue(
         )
     except InvoiceMathError as exc:
         raise InvalidInput(exc.message, code=exc.code) from exc
+    _check_magnitudes(drafts, totals)
 
     invoice = Invoice.objects.create(
         customer=customer,
@@ -274,8 +288,8 @@ def _issue(
             description=draft.description,
             service_code=draft.service,
             kind=draft.kind,
-            quantity=draft.quantity.quantize(_UNIT_PLACES),
-            unit_price=draft.unit_price.quantize(_UNIT_PLACES),
+            quantity=draft.quantity.quantize(_UNIT_PLACES, context=_UNIT_CONTEXT),
+            unit_price=draft.unit_price.quantize(_UNIT_PLACES, context=_UNIT_CONTEXT),
             amount=amount,
             pricing_model=draft.pricing_model,
             period_start=draft.period_start,
@@ -486,6 +500,18 @@ def customer_credit_grant(
         idempotency_key=idempotency_key or None,
         created_at=at or timezone.now(),
     )
-    entry.full_clean()
-    entry.save()
+    try:
+        entry.full_clean(exclude=["idempotency_key"])  # uniqueness: the constraint decides below
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The credit grant is not valid.", code="invalid_credit", details=exc.message_dict
+        ) from exc
+    try:
+        with transaction.atomic():
+            entry.save()
+    except IntegrityError:
+        existing = CustomerCredit.objects.filter(idempotency_key=idempotency_key).first()
+        if not idempotency_key or existing is None:
+            raise
+        return existing
     return entry

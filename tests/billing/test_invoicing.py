@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from billing import selectors
 from billing.charges import pending_charge_add
@@ -241,6 +241,10 @@ def test_credit_grant_rounds_once_refuses_nothing_and_is_idempotent():
             customer_credit_grant(customer=customer, amount=amount, currency="USD", description="x")
     with pytest.raises(InvalidInput):
         customer_credit_grant(customer=customer, amount=D(1), currency="usd", description="x")
+    with pytest.raises(InvalidInput) as exc:
+        customer_credit_grant(customer=customer, amount=D(10**15), currency="USD", description="x")
+    assert exc.value.code == "invalid_credit"
+    assert CustomerCredit.objects.count() == 1
 
 
 # --------------------------------------------------------------------------- tax
@@ -434,6 +438,25 @@ def test_bad_issue_input_is_refused_with_codes():
             invoice_issue(**kwargs)
         assert exc.value.code == code
     assert not Invoice.objects.exists()
+
+
+def test_precision_is_kept_and_magnitudes_beyond_the_columns_are_refused():
+    sub = subscription()
+    gb_seconds = InvoiceLineDraft(
+        description="Storage",
+        kind="usage",
+        quantity=D("123456789012345.123456789012345678"),
+        unit_price=D("0.000000012345678901"),
+    )
+    invoice = issue(sub, gb_seconds, key="fine")
+    stored = invoice.lines.get()
+    assert stored.amount == D("1524157.88")  # 1524157.8752949... rounded once
+    if connection.vendor == "postgresql":  # SQLite keeps ~15 significant digits of a decimal
+        assert stored.quantity == D("123456789012345.123456789012345678")
+        assert stored.unit_price == D("0.000000012345678901")
+    with pytest.raises(InvalidInput) as exc:
+        issue(sub, line("1", quantity=D(10) ** 15), key="huge")
+    assert exc.value.code == "amount_too_large"
 
 
 # --------------------------------------------------------------------------- seams for thresholds
