@@ -6,7 +6,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from core.errors import DomainError
 
 from . import invoicing
-from .invoice_math import money_str
+from .formatting import money_display
 from .models import (
     Clock,
     Customer,
@@ -113,7 +113,7 @@ class InvoiceAdmin(ModelAdmin):
 
     @admin.display(description="Total", ordering="total")
     def amount_due(self, invoice: Invoice) -> str:
-        return f"{money_str(invoice.total, invoice.currency)} {invoice.currency}"
+        return money_display(invoice.total, invoice.currency)
 
     def has_add_permission(self, request) -> bool:
         return False

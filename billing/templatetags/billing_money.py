@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 
-from billing.invoice_math import money_str
+from billing.pricing import round_money
 from core.numbers import decimal_str
 
 register = template.Library()
@@ -10,8 +10,8 @@ register = template.Library()
 
 @register.filter
 def money(amount: Decimal, currency: str) -> str:
-    """An amount in the currency's minor unit: 5 USD -> "5.00", 500 JPY -> "500"."""
-    return money_str(amount, currency)
+    """An amount for people, in the currency's minor unit: "1,250.00" USD, "500" JPY."""
+    return f"{round_money(amount, currency):,}"
 
 
 @register.filter

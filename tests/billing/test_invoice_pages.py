@@ -80,6 +80,6 @@ def test_a_user_who_is_no_contact_sees_nothing(client, django_user_model):
 
 def test_yen_invoice_shows_whole_yen(client, alice):
     acme = subscription(customer=alice.customer_contacts.get().customer, currency="JPY")
-    invoice = issue(acme, line("500"), key="a")
+    invoice = issue(acme, line("1500"), key="a")
     client.force_login(alice)
-    assert "500 JPY" in client.get(f"/my/invoices/{invoice.pk}/").content.decode()
+    assert "1,500 JPY" in client.get(f"/my/invoices/{invoice.pk}/").content.decode()
