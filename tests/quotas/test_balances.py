@@ -25,8 +25,8 @@ from quotas.selectors import quota_target, subscription_offer_services, subscrip
 from quotas.services import subscription_start
 from tests.billing.factories import CustomerFactory, OfferFactory
 from tests.metering.factories import MeterFactory
-from tests.quotas.conftest import NOW
 from tests.quotas.factories import OfferServiceFactory, ServiceFactory
+from tests.quotas.fixtures import NOW
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ def test_events_before_the_subscription_start_do_not_count(office, tenant, send,
 
 
 def test_a_back_dated_subscription_counts_events_already_received(office, tenant, send, clock):
-    send(tenant, "print", *[datetime(2026, 11, 5, 9, i, tzinfo=UTC) for i in range(4)])
+    send(tenant, "print", *[datetime(2026, 11, 5, 9, i, tzinfo=UTC) for i in range(4)], now=NOW)
     start = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
     subscription = subscription_start(customer=tenant, offer=office, start=start, clock=clock)
     assert subscription_usage(subscription=subscription).service("prints").used == 4

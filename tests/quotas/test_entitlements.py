@@ -10,8 +10,8 @@ from quotas.models import AddOn, AddOnPurchase
 from quotas.selectors import entitlement_check
 from quotas.services import subscription_start
 from tests.billing.factories import ClockFactory, CustomerFactory, OfferFactory
-from tests.quotas.conftest import NOV_1_ISTANBUL
 from tests.quotas.factories import OfferServiceFactory, ServiceFactory
+from tests.quotas.fixtures import NOV_1_ISTANBUL
 
 pytestmark = pytest.mark.django_db
 

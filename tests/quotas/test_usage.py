@@ -13,8 +13,8 @@ from quotas.selectors import entitlement_check, subscription_billable_usage, sub
 from quotas.services import addon_purchase, subscription_start
 from tests.billing.factories import ClockFactory, ContactFactory, CustomerFactory, OfferFactory
 from tests.metering.factories import MeterFactory
-from tests.quotas.conftest import NOV_1_ISTANBUL
 from tests.quotas.factories import OfferServiceFactory, ServiceFactory
+from tests.quotas.fixtures import NOV_1_ISTANBUL
 
 pytestmark = pytest.mark.django_db
 
