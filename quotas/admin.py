@@ -206,6 +206,12 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
     inlines = [*BillingSubscriptionAdmin.inlines, AddOnPurchaseInline]
     actions = ["rebuild_balances"]
 
+    def get_fieldsets(self, request, obj=None):
+        fields = [f for f in self.get_fields(request, obj) if f != "usage_panel"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [("Usage", {"fields": ["usage_panel"]}), ("Subscription", {"fields": fields})]
+
     @admin.display(description="Usage")
     def usage_panel(self, obj: Subscription) -> str:
         if obj.pk is None:

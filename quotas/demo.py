@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from billing.models import Customer, CustomerContact, Offer, Subscription
 from metering.models import Meter
+from metering.services import event_ingest_batch
 
 from .models import AddOn, OfferService, Service, ServiceGroup
 from .services import subscription_start
@@ -88,6 +89,35 @@ def _addon(code, name, service, **fields) -> AddOn:
     return AddOn.objects.update_or_create(
         code=code, defaults={"name": name, "service": service, **fields}
     )[0]
+
+
+# (customer, event name, how many, properties of the i-th event)
+DEMO_USAGE = [
+    ("cus_ofis", "print", 15, lambda i: {}),  # R-Q2: 15 prints -> 5 TL overage
+    ("cus_acme", "action_run", 42, lambda i: {}),
+    ("cus_acme", "automation_state", 1, lambda i: {"active": 7}),
+    ("cus_acme", "llm_request", 2, lambda i: {"tokens": (100, 150)[i]}),  # R-M6: $75.00
+    ("cus_globex", "action_run", 87, lambda i: {}),  # 87 of the Free plan's 100 (R-L1)
+    ("cus_globex", "automation_state", 1, lambda i: {"active": 3}),
+]
+
+
+def _usage() -> None:
+    """Some usage, so the customer pages show numbers; fixed event ids keep it idempotent."""
+    now = timezone.now()
+    events = [
+        {
+            "id": f"demo-{customer}-{name}-{i}",
+            "name": name,
+            "customer": customer,
+            # "now": never before a demo subscription's start, whenever the demo is loaded.
+            "timestamp": now.isoformat(),
+            "properties": properties(i),
+        }
+        for customer, name, count, properties in DEMO_USAGE
+        for i in range(count)
+    ]
+    event_ingest_batch(events=events, now=now)
 
 
 @transaction.atomic
@@ -228,6 +258,7 @@ def demo_load() -> list[str]:
     _subscribe(acme, ai)
     _subscribe(globex, plans["free"])
     _subscribe(ofis, office)
+    _usage()
 
     return [
         f"Demo ready: {Offer.objects.count()} offers, {Customer.objects.count()} customers, "

@@ -198,6 +198,7 @@ class AddOn(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = "add-on"
         ordering = ["min_level", "code"]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="addon_quantity_gt_0"),
@@ -233,6 +234,7 @@ class AddOnPurchase(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     class Meta:
+        verbose_name = "add-on purchase"
         ordering = ["-purchased_at", "-id"]
         indexes = [models.Index(fields=["subscription", "addon"], name="addon_purchase_sub")]
         constraints = [

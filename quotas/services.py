@@ -166,8 +166,19 @@ def offer_create(
     return offer
 
 
+def _window_layout(offer: Offer) -> tuple:
+    """What decides an offer's quota windows: a change means its balances are re-keyed."""
+    metered = offer.offer_services.exclude(service__group__kind=ServiceKind.ON_OFF)
+    return (
+        offer.timezone,
+        offer.billing_interval,
+        sorted(metered.values_list("service_id", "reset_interval")),
+    )
+
+
 @transaction.atomic
 def offer_update(*, offer: Offer, services: list[dict[str, Any]] | None = None, **fields) -> Offer:
+    layout = _window_layout(Offer.objects.get(pk=offer.pk))
     for field in OFFER_FIELDS:
         if field in fields:
             setattr(offer, field, fields[field])
@@ -188,6 +199,11 @@ def offer_update(*, offer: Offer, services: list[dict[str, Any]] | None = None, 
                     "limit_behaviour": item.limit_behaviour,
                 },
             )
+    if _window_layout(offer) != layout:
+        # Windows moved (zone, billing interval, reset interval, a new metered service):
+        # recompute the balances of every subscription to the offer.
+        for subscription_id in offer.subscriptions.values_list("id", flat=True):
+            balances_rebuild(subscription_id=subscription_id)
     return offer
 
 

@@ -42,3 +42,9 @@ def money(value: Decimal, currency: str) -> str:
 @register.filter
 def reset_phrase(reset_interval: str) -> str:
     return RESET_PHRASES.get(reset_interval, "this period")
+
+
+@register.filter
+def zone_label(name: str) -> str:
+    """ "America/Los_Angeles" -> "America/Los Angeles" (wraps on a phone)."""
+    return name.replace("_", " ")

@@ -280,3 +280,28 @@ def test_concurrent_ingests_lose_no_update(office):
     assert not errors
     row = UsageBalance.objects.get(subscription=subscription)
     assert row.count == 4 * 10 * 20
+
+
+def test_changing_an_offers_reset_interval_re_keys_its_balances(
+    office_subscription, tenant, send, api
+):
+    """Monthly (billing period) to daily: the same events now fill daily windows."""
+    send(
+        tenant,
+        "print",
+        datetime(2026, 11, 20, 9, tzinfo=UTC),
+        datetime(2026, 11, 21, 9, tzinfo=UTC),
+    )
+    response = api.patch(
+        "/api/v1/offers/shared-office",
+        {"services": [{"service": "prints", "included": "10", "reset_interval": "day"}]},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    windows = sorted(UsageBalance.objects.values_list("window_start", "count"))
+    # Istanbul days start at 21:00 UTC the day before.
+    assert windows == [
+        (datetime(2026, 11, 19, 21, tzinfo=UTC), 1),
+        (datetime(2026, 11, 20, 21, tzinfo=UTC), 1),
+    ]
+    _assert_balances_exact(office_subscription, NOW + timedelta(days=1))

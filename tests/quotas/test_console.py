@@ -30,15 +30,17 @@ def test_subscription_page_has_a_read_only_usage_panel(staff, office_subscriptio
         )
     ]
     for cell in (
-        "<td>10</td>",
-        "<td>15</td>",
-        "<td>0</td>",
+        '<td class="num">10</td>',
+        '<td class="num">15</td>',
+        '<td class="num">0</td>',
         "5 · 5.00 TRY",
         "2026-12-01 00:00 +03",
     ):
         assert cell in row
     assert f'href="/my/subscriptions/{office_subscription.id}/"' in panel
     assert "<br>" not in panel[: panel.index("</table>")]
+    # The panel comes first, before the subscription's own fields.
+    assert html.index("kota-usage-panel") < html.index('name="billing_anchor_0"')
 
 
 def test_add_on_admin_and_purchases(staff, office_subscription, office):
