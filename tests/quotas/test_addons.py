@@ -8,7 +8,7 @@ import pytest
 from billing.models import Offer, PendingCharge
 from quotas.demo import demo_load
 from quotas.models import AddOn, AddOnPurchase
-from quotas.selectors import subscription_usage
+from quotas.selectors import subscription_active_addons, subscription_usage
 from quotas.services import addon_purchase, subscription_start
 from tests.billing.factories import ClockFactory, CustomerFactory, OfferFactory
 from tests.quotas.factories import OfferServiceFactory, ServiceFactory
@@ -82,9 +82,11 @@ def test_quota_rises_at_once_and_ends_with_the_purchase(annual):
     )
     purchase = addon_purchase(subscription=subscription, addon_code="more-actions", quantity=3)
     assert subscription_usage(subscription=subscription).service("actions").included == 2500
+    assert subscription_active_addons(subscription=subscription) == [purchase]
     purchase.canceled_at = clock.now
     purchase.save()
     assert subscription_usage(subscription=subscription).service("actions").included == 1000
+    assert subscription_active_addons(subscription=subscription) == []
 
 
 def test_r_l5_lower_plans_cannot_buy_add_ons(api):
