@@ -199,7 +199,10 @@ class SubscriptionUsage:
     amount_due_so_far: Decimal  # rounded to the currency
 
     def service(self, code: str) -> ServiceUsage:
-        return next(s for s in self.services if s.service_code == code)
+        for service in self.services:
+            if service.service_code == code:
+                return service
+        raise KeyError(code)
 
 
 @dataclass(frozen=True, slots=True)
