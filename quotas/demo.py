@@ -8,10 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Customer, CustomerContact, Offer, Subscription
-from billing.subscriptions import subscription_create
 from metering.models import Meter
+from metering.services import event_ingest_batch
 
-from .models import OfferService, Service, ServiceGroup
+from .models import AddOn, OfferService, Service, ServiceGroup
+from .services import subscription_start
 
 STAFF = ("admin", "admin")
 CUSTOMER_PASSWORD = "demo"
@@ -81,7 +82,42 @@ def _subscribe(customer, offer) -> Subscription:
         return existing
     local_now = timezone.now().astimezone(ZoneInfo(offer.timezone))
     start = local_now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return subscription_create(customer=customer, offer=offer, start=start)
+    return subscription_start(customer=customer, offer=offer, start=start)
+
+
+def _addon(code, name, service, **fields) -> AddOn:
+    return AddOn.objects.update_or_create(
+        code=code, defaults={"name": name, "service": service, **fields}
+    )[0]
+
+
+# (customer, event name, how many, properties of the i-th event)
+DEMO_USAGE = [
+    ("cus_ofis", "print", 15, lambda i: {}),  # R-Q2: 15 prints -> 5 TL overage
+    ("cus_acme", "action_run", 42, lambda i: {}),
+    ("cus_acme", "automation_state", 1, lambda i: {"active": 7}),
+    ("cus_acme", "llm_request", 2, lambda i: {"tokens": (100, 150)[i]}),  # R-M6: $75.00
+    ("cus_globex", "action_run", 87, lambda i: {}),  # 87 of the Free plan's 100 (R-L1)
+    ("cus_globex", "automation_state", 1, lambda i: {"active": 3}),
+]
+
+
+def _usage() -> None:
+    """Some usage, so the customer pages show numbers; fixed event ids keep it idempotent."""
+    now = timezone.now()
+    events = [
+        {
+            "id": f"demo-{customer}-{name}-{i}",
+            "name": name,
+            "customer": customer,
+            # "now": never before a demo subscription's start, whenever the demo is loaded.
+            "timestamp": now.isoformat(),
+            "properties": properties(i),
+        }
+        for customer, name, count, properties in DEMO_USAGE
+        for i in range(count)
+    ]
+    event_ingest_batch(events=events, now=now)
 
 
 @transaction.atomic
@@ -157,6 +193,26 @@ def demo_load() -> list[str]:
         _offer_service(plan, premium, enabled=level >= 2)
         plans[code] = plan
 
+    # R-L5: Business (level 2) and above may buy more quota; R-L6: prorated when bought.
+    _addon(
+        "more-actions",
+        "More actions",
+        actions,
+        quantity=Decimal(10_000),
+        price=Decimal("25.00"),
+        min_level=2,
+        description="10,000 more actions every month.",
+    )
+    _addon(
+        "more-automations",
+        "More active automations",
+        automations,
+        quantity=Decimal(100),
+        price=Decimal("15.00"),
+        min_level=2,
+        description="100 more active automations.",
+    )
+
     # R-M6: Tokens, 100 free per cycle, $0.50 a unit.
     tokens_meter = _meter("Tokens", "llm_request", aggregation="sum", prop="tokens", unit="tokens")
     tokens = _service("tokens", "AI tokens", usage, tokens_meter)
@@ -202,6 +258,7 @@ def demo_load() -> list[str]:
     _subscribe(acme, ai)
     _subscribe(globex, plans["free"])
     _subscribe(ofis, office)
+    _usage()
 
     return [
         f"Demo ready: {Offer.objects.count()} offers, {Customer.objects.count()} customers, "
