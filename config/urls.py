@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("billing.urls_api")),
     path("", include("quotas.urls_api")),
+    path("", include("metering.urls_api")),
     path("", include("alerts.urls_api")),
 ]
 

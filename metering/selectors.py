@@ -1,0 +1,291 @@
+"""Metering reads: meters, events, and usage from rollups (R-M2, R-M7).
+
+Usage over ``[start, end)`` is read from pre-aggregated rollups: whole UTC days, then hours,
+then quarter hours (``windows.plan``), plus raw events only for the edges shorter than 15
+minutes when ``start`` or ``end`` is not on a quarter hour. A meter whose back-fill is not
+done is read from raw events (exact, slower) until it is. An archived meter counts the events
+stored before it was archived, nothing later.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
+
+from core.errors import NotFound
+
+from .aggregation import EMPTY, Partial, aggregate, merge, merge_all
+from .filters import parse_filter
+from .models import BackfillStatus, Event, Meter, MeterRollup, MeterStatus
+from .rollups import CompiledMeter
+from .sql import CodePointOrder, DecimalMax, DecimalSum
+from .windows import Segment, merge_segments, plan, summary_windows
+
+MAX_SUMMARY_WINDOWS = 1000
+
+# ------------------------------------------------------------------------------ meters
+
+
+def meter_list(*, status: str | None = MeterStatus.ACTIVE) -> QuerySet[Meter]:
+    """Meters by name; ``status`` None lists every meter."""
+    qs = Meter.objects.order_by("name", "id")
+    return qs if status is None else qs.filter(status=status)
+
+
+def meter_get(*, meter_id: int) -> Meter:
+    meter = Meter.objects.filter(pk=meter_id).first()
+    if meter is None:
+        raise NotFound(f"No meter {meter_id}.", code="unknown_meter")
+    return meter
+
+
+def meter_compiled(meter: Meter) -> CompiledMeter:
+    return CompiledMeter(
+        id=meter.id,
+        generation=meter.generation,
+        event_name=meter.event_name,
+        aggregation=meter.aggregation,
+        property=meter.property,
+        filter=parse_filter(meter.filter),
+    )
+
+
+def _fresh(meter: Meter) -> Meter:
+    """The meter as stored now: a caller's instance may predate a change of generation."""
+    return Meter.objects.get(pk=meter.pk)
+
+
+# ------------------------------------------------------------------------------ events
+
+
+def event_list(
+    *,
+    customer_id: int | None = None,
+    name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    meter: Meter | None = None,
+) -> QuerySet[Event]:
+    """Events matching the SQL-expressible criteria (R-M7); ``meter`` narrows to its event name
+    (and to what was stored before it was archived): its filter and property are checked in
+    Python by ``event_counted_by``."""
+    qs = Event.objects.select_related("customer")
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    if name is not None:
+        qs = qs.filter(name=name)
+    if since is not None:
+        qs = qs.filter(timestamp__gte=since)
+    if until is not None:
+        qs = qs.filter(timestamp__lt=until)
+    if meter is not None:
+        qs = qs.filter(name=meter.event_name)
+        if meter.archived_upto is not None:
+            qs = qs.filter(id__lte=meter.archived_upto)
+    return qs
+
+
+def event_counted_by(compiled: CompiledMeter, event: Event) -> bool:
+    """Whether the meter counts this event: filter (R-M3, R-M4) and aggregated value (R-M2)."""
+    return event.name == compiled.event_name and compiled.value(event.properties)[0]
+
+
+# ------------------------------------------------------------------------------ usage
+
+
+def _raw_rows(
+    meter: Meter, customer_id: int | None, ranges: Iterable[tuple[datetime, datetime]]
+) -> list[tuple[datetime, str, Decimal | None]]:
+    """``(timestamp, event_id, value)`` of the events the meter counts in ``ranges``."""
+    ranges = list(ranges)
+    if not ranges:
+        return []
+    where = Q()
+    for lo, hi in ranges:
+        where |= Q(timestamp__gte=lo, timestamp__lt=hi)
+    qs = Event.objects.filter(where, name=meter.event_name)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    if meter.archived_upto is not None:
+        qs = qs.filter(id__lte=meter.archived_upto)
+    compiled = meter_compiled(meter)
+    rows = []
+    for event_id, ts, props in qs.values_list("event_id", "timestamp", "properties").iterator(
+        chunk_size=5000
+    ):
+        counted, value = compiled.value(props)
+        if counted:
+            rows.append((ts, event_id, value))
+    return rows
+
+
+def _rows_partial(rows: Iterable[tuple[datetime, str, Decimal | None]]) -> Partial:
+    return merge_all(Partial.of_event(ts, key, value) for ts, key, value in rows)
+
+
+def _bucket_partials(
+    meter: Meter, customer_id: int | None, segments: list[Segment]
+) -> dict[tuple[int, datetime], Partial]:
+    """Rollup partials by (granularity, bucket_start), summed over customers if none given."""
+    if not segments:
+        return {}
+    where = Q()
+    for seg in merge_segments(segments):
+        where |= Q(
+            granularity=seg.granularity, bucket_start__gte=seg.start, bucket_start__lt=seg.end
+        )
+    qs = MeterRollup.objects.filter(where, meter_id=meter.id, generation=meter.generation)
+    if customer_id is not None:
+        return {
+            (g, b): Partial(n, t, mx, la, lk, lv)
+            for g, b, n, t, mx, la, lk, lv in qs.filter(customer_id=customer_id).values_list(
+                "granularity",
+                "bucket_start",
+                "count",
+                "total",
+                "maximum",
+                "last_at",
+                "last_key",
+                "last_value",
+            )
+        }
+    grouped = (
+        qs.values("granularity", "bucket_start")
+        .order_by()
+        .annotate(n=Sum("count"), t=DecimalSum("total"), mx=DecimalMax("maximum"))
+        .values_list("granularity", "bucket_start", "n", "t", "mx")
+    )
+    out = {(g, b): Partial(n, t, mx) for g, b, n, t, mx in grouped}
+    if meter.aggregation == "last":
+        latest = (
+            qs.filter(last_at__isnull=False)
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("granularity"), F("bucket_start")],
+                    order_by=[F("last_at").desc(), CodePointOrder(F("last_key")).desc()],
+                )
+            )
+            .filter(rank=1)
+            .values_list("granularity", "bucket_start", "last_at", "last_key", "last_value")
+        )
+        for g, b, la, lk, lv in latest:
+            p = out[(g, b)]
+            out[(g, b)] = Partial(p.count, p.total, p.maximum, la, lk, lv)
+    return out
+
+
+def _merge_plan_buckets(
+    segments: Iterable[Segment], buckets: dict[tuple[int, datetime], Partial]
+) -> Partial:
+    result = EMPTY
+    for seg in segments:
+        for bucket in seg.buckets():
+            p = buckets.get((seg.granularity, bucket))
+            if p is not None:
+                result = merge(result, p)
+    return result
+
+
+def meter_partial(
+    *, meter: Meter, customer_id: int | None, start: datetime, end: datetime
+) -> Partial:
+    """The meter's aggregation state over ``[start, end)`` for one customer (or, with
+    ``customer_id=None``, all customers merged: counts and sums add, max of maxima, latest
+    last)."""
+    return _partial(_fresh(meter), customer_id, start, end)
+
+
+def _partial(meter: Meter, customer_id: int | None, start: datetime, end: datetime) -> Partial:
+    if meter.backfill_status != BackfillStatus.DONE:
+        return _rows_partial(_raw_rows(meter, customer_id, [(start, end)]))
+    p = plan(start, end)
+    buckets = _bucket_partials(meter, customer_id, list(p.segments))
+    return merge(
+        _merge_plan_buckets(p.segments, buckets),
+        _rows_partial(_raw_rows(meter, customer_id, p.edges)),
+    )
+
+
+def meter_value(
+    *, meter: Meter, customer_id: int | None, start: datetime, end: datetime
+) -> Decimal | None:
+    """The meter's value over ``[start, end)`` (R-M2): count and sum are 0 without events,
+    max and last are None."""
+    meter = _fresh(meter)
+    return _partial(meter, customer_id, start, end).value(meter.aggregation)
+
+
+def meter_value_from_events(
+    *, meter: Meter, customer_id: int | None, start: datetime, end: datetime
+) -> Decimal | None:
+    """The same value computed the slow, obvious way from raw events (the reference)."""
+    meter = _fresh(meter)
+    return aggregate(meter.aggregation, _raw_rows(meter, customer_id, [(start, end)]))
+
+
+# ------------------------------------------------------------------------------ summaries
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryWindow:
+    start: datetime
+    end: datetime
+    partial: Partial
+    value: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSummary:
+    windows: list[SummaryWindow]
+    total: Partial
+    total_value: Decimal | None
+
+
+def meter_summaries(
+    *,
+    meter: Meter,
+    start: datetime,
+    end: datetime,
+    window: str,
+    tz: str = "UTC",
+    customer_id: int | None = None,
+    limit: int = MAX_SUMMARY_WINDOWS,
+) -> MeterSummary:
+    """The meter over ``[start, end)`` cut into local hours, days, weeks (from Monday) or
+    months (from the 1st) of ``tz`` (R-M7), for one customer or all.
+
+    Raises ``ValueError`` (bad window, zone or dates) or ``windows.TooManyWindows``.
+    """
+    meter = _fresh(meter)
+    spans = summary_windows(start, end, window, tz, limit=limit)
+    starts = [s for s, _ in spans]
+    partials = [EMPTY] * len(spans)
+
+    def add_rows(rows):
+        for ts, key, value in rows:
+            i = bisect_right(starts, ts) - 1
+            if 0 <= i < len(spans) and ts < spans[i][1]:
+                partials[i] = merge(partials[i], Partial.of_event(ts, key, value))
+
+    if meter.backfill_status != BackfillStatus.DONE:
+        add_rows(_raw_rows(meter, customer_id, [(spans[0][0], spans[-1][1])] if spans else []))
+    else:
+        plans = [plan(s, e) for s, e in spans]
+        buckets = _bucket_partials(meter, customer_id, [seg for p in plans for seg in p.segments])
+        for i, p in enumerate(plans):
+            partials[i] = _merge_plan_buckets(p.segments, buckets)
+        add_rows(_raw_rows(meter, customer_id, [edge for p in plans for edge in p.edges]))
+    aggregation = meter.aggregation
+    windows = [
+        SummaryWindow(s, e, p, p.value(aggregation))
+        for (s, e), p in zip(spans, partials, strict=True)
+    ]
+    total = merge_all(partials)
+    return MeterSummary(windows=windows, total=total, total_value=total.value(aggregation))
