@@ -15,7 +15,7 @@ crossed earlier, so a customer far past a threshold costs no extra query; a jump
 several thresholds (80 % -> 120 %) fires each of them once.
 
 Windows (``every_period``): the billing period of the customer's live subscription (the most
-recently started one) in its offer's zone; a customer without one uses calendar months in
+recently created one) in its offer's zone; a customer without one uses calendar months in
 UTC. ``one_time`` alerts have one window per customer, keyed by the alert's creation.
 "Now" for a customer on a simulation clock is that clock's time.
 """
@@ -40,7 +40,7 @@ from billing.subscriptions import clock_now
 from core.numbers import decimal_str
 from core.outbox import outbox_publish
 from metering.aggregation import Partial, merge_all
-from metering.models import Meter
+from metering.models import Granularity, Meter, MeterRollup
 from metering.selectors import meter_partial
 from quotas.balances import balance_partial
 from quotas.models import AddOnPurchase, OfferService, ServiceKind, UsageBalance
@@ -109,11 +109,10 @@ def customer_nows(customer_ids: Iterable[int], *, at: datetime | None = None) ->
     subscriptions = (
         Subscription.objects.filter(customer_id__in=ids, status__in=LIVE_STATUSES)
         .select_related("offer", "clock")
-        .order_by("customer_id", "-started_at", "-id")
+        .order_by("customer_id", "created_at", "id")
     )
-    chosen: dict[int, Subscription] = {}
-    for sub in subscriptions:
-        chosen.setdefault(sub.customer_id, sub)
+    # The most recent subscription wins, as for metering's event timestamps.
+    chosen = {sub.customer_id: sub for sub in subscriptions}
     real_now = timezone.now()
     result = {}
     for pk in ids:
@@ -637,8 +636,9 @@ def alerts_evaluate(
         by_meter[alert.meter_id].append(alert)
     for meter_alerts in by_meter.values():
         meter = meter_alerts[0].meter
-        customers = set(_customers_with_usage(meter, ids))
-        customers |= {a.customer_id for a in meter_alerts if a.customer_id is not None}
+        customers = {a.customer_id for a in meter_alerts if a.customer_id is not None}
+        if any(a.customer_id is None for a in meter_alerts):
+            customers |= ids if ids is not None else _customers_with_usage(meter)
         if ids is not None:
             customers &= ids
         nows = customer_nows(customers, at=at)
@@ -660,7 +660,18 @@ def alerts_evaluate(
     return {"triggers": triggers, "quota_firings": firings}
 
 
-def _customers_with_usage(meter: Meter, customer_ids: set[int] | None) -> Iterable[int]:
-    from metering.selectors import meter_customers
-
-    return meter_customers(meter=meter, customer_ids=customer_ids)
+def _customers_with_usage(meter: Meter) -> set[int]:
+    """Customers an all-customers alert may newly fire for: those with usage of the meter in
+    the last ``KOTA_EVENT_MAX_AGE_DAYS`` (older events are refused, so older usage can't
+    move a value now), and every customer on a simulation clock (its time is its own)."""
+    since = timezone.now() - timedelta(days=settings.KOTA_EVENT_MAX_AGE_DAYS + 1)
+    recent = MeterRollup.objects.filter(
+        meter_id=meter.pk,
+        generation=meter.generation,
+        granularity=Granularity.DAY,
+        bucket_start__gte=since,
+    ).values_list("customer_id", flat=True)
+    clocked = Subscription.objects.filter(
+        status__in=LIVE_STATUSES, clock__isnull=False
+    ).values_list("customer_id", flat=True)
+    return set(recent.distinct()) | set(clocked)
