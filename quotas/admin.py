@@ -1,14 +1,20 @@
 from decimal import Decimal
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
 
+from billing.admin import SubscriptionAdmin as BillingSubscriptionAdmin
 from billing.formatting import money_display
-from billing.models import Offer
+from billing.models import Offer, Subscription
 from billing.pricing import PricingError, parse_pricing
 
-from .models import OfferService, Service, ServiceGroup
+from .balances import balances_rebuild
+from .models import AddOn, AddOnPurchase, OfferService, Service, ServiceGroup, UsageBalance
+from .selectors import subscription_usage
 
 PRICING_MODELS = [
     ("", "No overage pricing"),
@@ -141,3 +147,88 @@ class ServiceAdmin(ModelAdmin):
     search_fields = ["code", "name"]
     list_select_related = ["group", "meter"]
     autocomplete_fields = ["meter"]
+
+
+@admin.register(AddOn)
+class AddOnAdmin(ModelAdmin):
+    list_display = ["code", "name", "service", "quantity", "price", "min_level", "is_active"]
+    list_filter = ["is_active", "min_level", "service"]
+    search_fields = ["code", "name"]
+    list_select_related = ["service"]
+
+
+@admin.register(AddOnPurchase)
+class AddOnPurchaseAdmin(ModelAdmin):
+    """Purchases are made through the API or the customer page (they record a charge);
+    here an operator can look them up and end one by setting ``canceled_at``."""
+
+    list_display = ["subscription", "addon", "quantity", "purchased_at", "canceled_at", "charge"]
+    list_filter = ["addon", "canceled_at"]
+    search_fields = ["subscription__customer__external_id", "addon__code"]
+    list_select_related = ["subscription__customer", "subscription__offer", "addon", "charge"]
+    readonly_fields = ["subscription", "addon", "quantity", "purchased_at", "charge"]
+    fields = ["subscription", "addon", "quantity", "purchased_at", "canceled_at", "charge"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UsageBalance)
+class UsageBalanceAdmin(ModelAdmin):
+    """Cached balances, read-only: they are written by ingestion and rebuilds only."""
+
+    list_display = ["subscription", "offer_service", "window_start", "window_end", "count"]
+    list_filter = ["offer_service__service"]
+    search_fields = ["subscription__customer__external_id"]
+    list_select_related = ["subscription__customer", "subscription__offer", "offer_service"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class AddOnPurchaseInline(TabularInline):
+    model = AddOnPurchase
+    extra = 0
+    fields = ["addon", "quantity", "purchased_at", "canceled_at", "charge"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(Subscription)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(BillingSubscriptionAdmin):
+    """billing's console page plus the quotas: a usage panel and the customer page link."""
+
+    readonly_fields = [*BillingSubscriptionAdmin.readonly_fields, "usage_panel"]
+    inlines = [*BillingSubscriptionAdmin.inlines, AddOnPurchaseInline]
+    actions = ["rebuild_balances"]
+
+    @admin.display(description="Usage")
+    def usage_panel(self, obj: Subscription) -> str:
+        if obj.pk is None:
+            return "-"
+        html = render_to_string(
+            "quotas/admin_usage_panel.html",
+            {
+                "usage": subscription_usage(subscription=obj),
+                "customer_page": reverse("my:subscription", args=[obj.pk]),
+            },
+        )
+        # The admin turns newlines of read-only values into <br>: keep the table intact.
+        return mark_safe(" ".join(html.split("\n")))  # noqa: S308 - a rendered template
+
+    @admin.action(description="Recompute usage balances from the meters")
+    def rebuild_balances(self, request, queryset):
+        rows = sum(
+            balances_rebuild(subscription_id=pk) for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{rows} balance rows recomputed.", messages.SUCCESS)

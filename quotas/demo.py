@@ -8,10 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Customer, CustomerContact, Offer, Subscription
-from billing.subscriptions import subscription_create
 from metering.models import Meter
 
-from .models import OfferService, Service, ServiceGroup
+from .models import AddOn, OfferService, Service, ServiceGroup
+from .services import subscription_start
 
 STAFF = ("admin", "admin")
 CUSTOMER_PASSWORD = "demo"
@@ -81,7 +81,13 @@ def _subscribe(customer, offer) -> Subscription:
         return existing
     local_now = timezone.now().astimezone(ZoneInfo(offer.timezone))
     start = local_now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return subscription_create(customer=customer, offer=offer, start=start)
+    return subscription_start(customer=customer, offer=offer, start=start)
+
+
+def _addon(code, name, service, **fields) -> AddOn:
+    return AddOn.objects.update_or_create(
+        code=code, defaults={"name": name, "service": service, **fields}
+    )[0]
 
 
 @transaction.atomic
@@ -156,6 +162,26 @@ def demo_load() -> list[str]:
         )
         _offer_service(plan, premium, enabled=level >= 2)
         plans[code] = plan
+
+    # R-L5: Business (level 2) and above may buy more quota; R-L6: prorated when bought.
+    _addon(
+        "more-actions",
+        "More actions",
+        actions,
+        quantity=Decimal(10_000),
+        price=Decimal("25.00"),
+        min_level=2,
+        description="10,000 more actions every month.",
+    )
+    _addon(
+        "more-automations",
+        "More active automations",
+        automations,
+        quantity=Decimal(100),
+        price=Decimal("15.00"),
+        min_level=2,
+        description="100 more active automations.",
+    )
 
     # R-M6: Tokens, 100 free per cycle, $0.50 a unit.
     tokens_meter = _meter("Tokens", "llm_request", aggregation="sum", prop="tokens", unit="tokens")

@@ -1,17 +1,25 @@
-"""Writes for the catalog: service groups, services and offers with their services."""
+"""Writes: the catalog (service groups, services, offers), subscriptions and add-ons."""
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from billing.models import Offer
-from billing.pricing import PricingError, parse_pricing
+from billing import periods
+from billing.charges import pending_charge_add
+from billing.models import Clock, Customer, Offer, Subscription, SubscriptionStatus
+from billing.pricing import PricingError, parse_pricing, prorate, round_money
+from billing.subscriptions import clock_now, subscription_create
 from core.errors import Conflict, DomainError, InvalidInput
 from metering.models import Meter
 
-from .models import OfferService, Service, ServiceGroup, ServiceKind
+from .balances import balances_rebuild
+from .models import AddOn, AddOnPurchase, OfferService, Service, ServiceGroup, ServiceKind
+from .selectors import LIVE_STATUSES
 
 MAX_METERS_PER_OFFER = 10  # R-M5
 OFFER_FIELDS = (
@@ -181,3 +189,206 @@ def offer_update(*, offer: Offer, services: list[dict[str, Any]] | None = None, 
                 },
             )
     return offer
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+@transaction.atomic
+def subscription_start(
+    *,
+    customer: Customer,
+    offer: Offer,
+    start: datetime | None = None,
+    clock: Clock | None = None,
+) -> Subscription:
+    """Create a subscription (billing.subscriptions) and seed its usage balances.
+
+    A subscription may start in the past, over events already received: its balances are
+    computed from the meters' rollups at once, so usage is right from the first read.
+    """
+    if not offer.is_active:
+        raise DomainError(f"Offer {offer.code!r} is not sold any more.", code="offer_inactive")
+    subscription = subscription_create(customer=customer, offer=offer, start=start, clock=clock)
+    balances_rebuild(subscription_id=subscription.id)
+    return subscription
+
+
+def _live(subscription: Subscription, at: datetime) -> bool:
+    return (
+        subscription.status in LIVE_STATUSES
+        and subscription.started_at <= at
+        and (subscription.ended_at is None or subscription.ended_at > at)
+    )
+
+
+@transaction.atomic
+def subscription_cancel(*, subscription: Subscription, at: datetime | str) -> Subscription:
+    """Ask for the subscription to end at ``at`` (an instant, or ``"period_end"``).
+
+    Sets ``cancel_at`` (and ``canceled_at``, when it was asked); the period machinery ends the
+    subscription when its clock reaches ``cancel_at``. Asking again moves the date.
+    """
+    now = clock_now(subscription.clock)
+    if subscription.ended_at is not None or subscription.status in (
+        SubscriptionStatus.CANCELED,
+        SubscriptionStatus.ENDED,
+    ):
+        raise Conflict("The subscription has already ended.", code="subscription_ended")
+    if at == "period_end":
+        cancel_at = periods.period_at(
+            subscription.billing_anchor,
+            subscription.offer.billing_interval,
+            max(now, subscription.billing_anchor),
+            subscription.offer.timezone,
+        )[1]
+    elif isinstance(at, datetime):
+        if timezone.is_naive(at):
+            raise InvalidInput("`at` needs a time zone offset.", code="naive_datetime")
+        if at < now:
+            raise InvalidInput(
+                "`at` is in the past.",
+                code="cancel_at_in_past",
+                details={"now": now.isoformat()},
+            )
+        cancel_at = at
+    else:
+        raise InvalidInput(
+            '`at` is "period_end" or an ISO 8601 timestamp.', code="invalid_cancel_at"
+        )
+    subscription.cancel_at = cancel_at
+    subscription.canceled_at = now
+    subscription.save(update_fields=["cancel_at", "canceled_at"])
+    return subscription
+
+
+# --------------------------------------------------------------------------- add-ons
+
+MAX_ADDON_UNITS = 10_000
+
+
+@transaction.atomic
+def addon_purchase(
+    *,
+    subscription: Subscription,
+    addon_code: str,
+    quantity: int,
+    at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> AddOnPurchase:
+    """Buy ``quantity`` units of an add-on: more quota at once, a prorated charge (R-L5, R-L6).
+
+    * the service's quota rises immediately (included = the offer's + active add-ons), so a
+      blocking quota that was exhausted gives access again (R-L2);
+    * only offers with ``level >= addon.min_level`` that have the add-on's service as a
+      limited quota may buy it; otherwise 422 ``addon_not_allowed`` (R-L5);
+    * the price per billing interval x units is prorated to the time left in the current
+      billing period (billing.pricing.prorate) and recorded with
+      billing.charges.pending_charge_add for the next invoice (R-L6: $400/year with 6 of 12
+      months left -> 200.00).
+
+    ``at`` defaults to the subscription's now. With an ``idempotency_key`` a retried request
+    returns the first purchase instead of buying twice. Returns the purchase; its ``charge``
+    is the pending charge.
+    """
+    if idempotency_key:
+        existing = (
+            AddOnPurchase.objects.select_related("addon", "charge")
+            .filter(idempotency_key=idempotency_key)
+            .first()
+        )
+        if existing is not None:
+            if existing.subscription_id != subscription.id:
+                raise Conflict(
+                    "This idempotency key was used for another subscription.",
+                    code="idempotency_key_reused",
+                )
+            return existing
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidInput("`quantity` is a whole number of units.", code="invalid_quantity")
+    if not 1 <= quantity <= MAX_ADDON_UNITS:
+        raise InvalidInput(
+            f"`quantity` is between 1 and {MAX_ADDON_UNITS}.", code="invalid_quantity"
+        )
+    addon = AddOn.objects.select_related("service__group").filter(code=addon_code).first()
+    if addon is None or not addon.is_active:
+        raise InvalidInput(f"No add-on {addon_code!r}.", code="unknown_addon")
+    offer = subscription.offer
+    at = at or clock_now(subscription.clock)
+    if not _live(subscription, at):
+        raise DomainError(
+            "Add-ons can only be bought for a live subscription.", code="subscription_not_active"
+        )
+    if offer.level < addon.min_level:
+        raise DomainError(
+            f"{addon.name} is for plans of level {addon.min_level} and above; "
+            f"{offer.name} is level {offer.level} (R-L5).",
+            code="addon_not_allowed",
+            details={"addon": addon.code, "min_level": addon.min_level, "level": offer.level},
+        )
+    quota = offer.offer_services.filter(service_id=addon.service_id).first()
+    if quota is None or quota.included is None:
+        reason = "service_not_on_offer" if quota is None else "unlimited"
+        raise DomainError(
+            f"{addon.name} adds {addon.service.name}, which {offer.name} "
+            + ("does not include." if quota is None else "already has without limit."),
+            code="addon_not_allowed",
+            details={"addon": addon.code, "reason": reason},
+        )
+    period_start, period_end = periods.period_at(
+        subscription.billing_anchor, offer.billing_interval, at, offer.timezone
+    )
+    units = Decimal(quantity)
+    amount = prorate(
+        addon.price * units,
+        period_start=period_start,
+        period_end=period_end,
+        at=at,
+        interval=offer.billing_interval,
+        tz=offer.timezone,
+    )
+    purchase = AddOnPurchase.objects.create(
+        subscription=subscription,
+        addon=addon,
+        quantity=quantity,
+        purchased_at=at,
+        idempotency_key=idempotency_key or None,
+    )
+    zone = ZoneInfo(offer.timezone)
+    purchase.charge = pending_charge_add(
+        subscription=subscription,
+        description=(
+            f"{addon.name} × {quantity}, prorated "
+            f"{at.astimezone(zone):%Y-%m-%d} – {period_end.astimezone(zone):%Y-%m-%d}"
+        ),
+        unit_price=addon.price,
+        quantity=units,
+        amount=amount,
+        at=at,
+        idempotency_key=f"addon-purchase:{purchase.id}",
+        service_code=addon.service.code,
+        kind="addon",
+    )
+    purchase.save(update_fields=["charge"])
+    return purchase
+
+
+def addon_quote(*, subscription: Subscription, addon: AddOn, quantity: int) -> Decimal:
+    """The prorated price ``addon_purchase`` would charge now (rounded), for a confirmation."""
+    offer = subscription.offer
+    at = clock_now(subscription.clock)
+    period_start, period_end = periods.period_at(
+        subscription.billing_anchor,
+        offer.billing_interval,
+        max(at, subscription.billing_anchor),
+        offer.timezone,
+    )
+    amount = prorate(
+        addon.price * Decimal(quantity),
+        period_start=period_start,
+        period_end=period_end,
+        at=at,
+        interval=offer.billing_interval,
+        tz=offer.timezone,
+    )
+    return round_money(amount, offer.currency)

@@ -1,9 +1,16 @@
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
 from rest_framework import serializers
 
-from billing.models import Interval, Offer
+from billing.models import Interval, Offer, Subscription
+from billing.pricing import round_money
 from core.numbers import decimal_str
 from metering.models import Meter
 from quotas.models import (
+    AddOn,
+    AddOnPurchase,
     LimitBehaviour,
     OfferService,
     ResetInterval,
@@ -11,6 +18,7 @@ from quotas.models import (
     ServiceGroup,
     ServiceKind,
 )
+from quotas.selectors import Entitlement, SubscriptionUsage, addons_for_offer
 
 
 class ServiceGroupSerializer(serializers.ModelSerializer):
@@ -74,6 +82,9 @@ class OfferServiceSerializer(serializers.Serializer):
 class OfferSerializer(serializers.ModelSerializer):
     services = OfferServiceSerializer(many=True, required=False, source="offer_services")
     billing_interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
+    addons = serializers.SerializerMethodField(
+        help_text="Add-ons this offer's subscribers may buy."
+    )
 
     class Meta:
         model = Offer
@@ -90,6 +101,7 @@ class OfferSerializer(serializers.ModelSerializer):
             "tax_rate",
             "is_active",
             "services",
+            "addons",
             "created_at",
         ]
         read_only_fields = ["created_at"]
@@ -102,6 +114,11 @@ class OfferSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("An ISO 4217 code, e.g. USD.")
         return value
 
+    def get_addons(self, offer: Offer) -> list[dict[str, Any]]:
+        # A list of offers loads the add-ons once, not once per offer.
+        addons = self.context.get("addons") if isinstance(self.context, dict) else None
+        return AddOnSerializer(addons_for_offer(offer, addons=addons), many=True).data
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if "offer_services" in value:
@@ -112,3 +129,151 @@ class OfferSerializer(serializers.ModelSerializer):
 class OfferUpdateSerializer(OfferSerializer):
     class Meta(OfferSerializer.Meta):
         read_only_fields = ["code", "created_at"]
+
+
+# --------------------------------------------------------------------------- add-ons
+
+
+class AddOnSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.code", read_only=True)
+    quantity = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AddOn
+        fields = ["code", "name", "description", "service", "quantity", "price", "min_level"]
+        read_only_fields = fields
+
+    def get_quantity(self, addon: AddOn) -> str:
+        return decimal_str(addon.quantity)
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.external_id", read_only=True)
+    offer = serializers.CharField(source="offer.code", read_only=True)
+    clock = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "customer",
+            "offer",
+            "status",
+            "clock",
+            "billing_anchor",
+            "started_at",
+            "trial_end",
+            "current_period_start",
+            "current_period_end",
+            "cancel_at",
+            "canceled_at",
+            "ended_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class SubscriptionCreateSerializer(serializers.Serializer):
+    customer = serializers.CharField(max_length=255, help_text="The customer's external_id.")
+    offer = serializers.CharField(max_length=64, help_text="The offer's code.")
+    start = serializers.DateTimeField(required=False, help_text="Default: now (the clock's).")
+    clock = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+class SubscriptionCancelSerializer(serializers.Serializer):
+    at = serializers.CharField(help_text='"period_end" or an ISO 8601 timestamp.')
+
+    def validate_at(self, value: str):
+        if value == "period_end":
+            return value
+        return serializers.DateTimeField().to_internal_value(value)
+
+
+class AddOnPurchaseSerializer(serializers.Serializer):
+    addon = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    idempotency_key = serializers.CharField(max_length=200, required=False)
+
+
+def _money(value: Decimal, currency: str) -> str:
+    return format(round_money(value, currency), "f")
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else serializers.DateTimeField().to_representation(value)
+
+
+def _qty(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_str(value)
+
+
+def charge_representation(purchase: AddOnPurchase) -> dict[str, Any]:
+    charge = purchase.charge
+    return {
+        "id": charge.id,
+        "subscription": purchase.subscription_id,
+        "addon": purchase.addon.code,
+        "service": charge.service_code,
+        "description": charge.description,
+        "quantity": decimal_str(charge.quantity),
+        "unit_price": decimal_str(charge.unit_price),
+        "amount": format(charge.amount, "f"),
+        "currency": charge.currency,
+        "created_at": _when(charge.created_at),
+        "purchase": {
+            "id": purchase.id,
+            "addon": purchase.addon.code,
+            "quantity": purchase.quantity,
+            "purchased_at": _when(purchase.purchased_at),
+        },
+    }
+
+
+def usage_representation(usage: SubscriptionUsage) -> dict[str, Any]:
+    """API.md "GET /subscriptions/{id}/usage": decimals as strings, amounts rounded."""
+    services = []
+    for s in usage.services:
+        services.append(
+            {
+                "service": s.service_code,
+                "name": s.service_name,
+                "kind": s.kind,
+                "included": s.enabled if not s.is_quota else _qty(s.included),
+                "used": _qty(s.used),
+                "remaining": _qty(s.remaining),
+                "overage_quantity": decimal_str(s.overage_quantity),
+                "overage_amount": _money(s.overage_amount, usage.currency),
+                "resets_at": _when(s.resets_at),
+                "has_access": s.has_access,
+                "unit": s.unit,
+                "reset_interval": s.reset_interval if s.kind == "usage_based" else None,
+                "limit_behaviour": s.limit_behaviour if s.is_quota else None,
+                "addon_quantity": decimal_str(s.addon_quantity),
+            }
+        )
+    return {
+        "subscription": usage.subscription_id,
+        "at": _when(usage.at),
+        "period": {"start": _when(usage.period_start), "end": _when(usage.period_end)},
+        "services": services,
+        "fixed_fee": _money(usage.fixed_fee, usage.currency),
+        "pending_charges": _money(usage.pending_charges, usage.currency),
+        "amount_due_so_far": format(usage.amount_due_so_far, "f"),
+        "currency": usage.currency,
+    }
+
+
+def entitlement_representation(entitlement: Entitlement) -> dict[str, Any]:
+    return {
+        "has_access": entitlement.has_access,
+        "used": _qty(entitlement.used),
+        "limit": _qty(entitlement.limit),
+        "remaining": _qty(entitlement.remaining),
+        "resets_at": _when(entitlement.resets_at),
+        "service": entitlement.service_code,
+        "kind": entitlement.kind,
+        "subscription": entitlement.subscription_id,
+    }

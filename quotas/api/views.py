@@ -1,13 +1,26 @@
+import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from billing.models import Clock, Customer, Offer, Subscription, SubscriptionStatus
+from core.errors import InvalidInput
 from quotas import selectors, services
 
 from .serializers import (
+    AddOnPurchaseSerializer,
     OfferSerializer,
     OfferUpdateSerializer,
     ServiceGroupSerializer,
     ServiceSerializer,
+    SubscriptionCancelSerializer,
+    SubscriptionCreateSerializer,
+    SubscriptionSerializer,
+    charge_representation,
+    entitlement_representation,
+    usage_representation,
 )
 
 
@@ -49,6 +62,9 @@ class OfferListCreate(CreateWithServiceMixin, generics.ListCreateAPIView):
     def get_queryset(self):
         return selectors.offer_list()
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "addons": list(selectors.addon_list())}
+
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)
         offer = selectors.offer_get(code=response.data["code"])
@@ -68,3 +84,117 @@ class OfferDetail(generics.RetrieveUpdateAPIView):
         serializer.is_valid(raise_exception=True)
         services.offer_update(offer=serializer.instance, **serializer.validated_data)
         return Response(OfferUpdateSerializer(selectors.offer_get(code=kwargs["code"])).data)
+
+
+# --------------------------------------------------------------------------- subscriptions
+
+
+class SubscriptionFilter(django_filters.FilterSet):
+    customer = django_filters.CharFilter(field_name="customer__external_id")
+    offer = django_filters.CharFilter(field_name="offer__code")
+    status = django_filters.ChoiceFilter(choices=SubscriptionStatus.choices)
+    clock = django_filters.NumberFilter(field_name="clock_id")
+    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Subscription
+        fields = ["customer", "offer", "status", "clock"]
+
+
+def _lookup(model, field: str, value, code: str, what: str):
+    obj = model.objects.filter(**{field: value}).first()
+    if obj is None:
+        raise InvalidInput(f"No {what} {value!r}.", code=code, details={"field": what})
+    return obj
+
+
+class SubscriptionListCreate(generics.ListCreateAPIView):
+    """Subscriptions: list (filters: customer, offer, status, clock) and create."""
+
+    serializer_class = SubscriptionSerializer
+    filterset_class = SubscriptionFilter
+
+    def get_queryset(self):
+        return selectors.subscription_list()
+
+    @extend_schema(request=SubscriptionCreateSerializer, responses=SubscriptionSerializer)
+    def post(self, request, *args, **kwargs):
+        data = SubscriptionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        clock_id = values.get("clock")
+        subscription = services.subscription_start(
+            customer=_lookup(
+                Customer, "external_id", values["customer"], "unknown_customer", "customer"
+            ),
+            offer=_lookup(Offer, "code", values["offer"], "unknown_offer", "offer"),
+            start=values.get("start"),
+            clock=None
+            if clock_id is None
+            else _lookup(Clock, "id", clock_id, "unknown_clock", "clock"),
+        )
+        subscription = selectors.subscription_get(subscription_id=subscription.id)
+        return Response(SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetail(generics.RetrieveAPIView):
+    serializer_class = SubscriptionSerializer
+
+    def get_object(self):
+        return selectors.subscription_get(subscription_id=self.kwargs["pk"])
+
+
+class SubscriptionCancel(APIView):
+    @extend_schema(request=SubscriptionCancelSerializer, responses=SubscriptionSerializer)
+    def post(self, request, pk: int):
+        subscription = selectors.subscription_get(subscription_id=pk)
+        data = SubscriptionCancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.subscription_cancel(subscription=subscription, at=data.validated_data["at"])
+        return Response(SubscriptionSerializer(subscription).data)
+
+
+class SubscriptionUsageView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, pk: int):
+        subscription = selectors.subscription_get(subscription_id=pk)
+        usage = selectors.subscription_usage(subscription=subscription)
+        return Response(usage_representation(usage))
+
+
+class SubscriptionAddOns(APIView):
+    """Buy add-on units: the quota rises at once; answers the prorated charge (R-L5, R-L6).
+
+    422 ``addon_not_allowed`` when the plan's level is below the add-on's (or the offer lacks
+    the service), 422 ``subscription_not_active``, 400 ``unknown_addon``/``invalid_quantity``.
+    """
+
+    @extend_schema(request=AddOnPurchaseSerializer, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        subscription = selectors.subscription_get(subscription_id=pk)
+        data = AddOnPurchaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        purchase = services.addon_purchase(
+            subscription=subscription,
+            addon_code=data.validated_data["addon"],
+            quantity=data.validated_data["quantity"],
+            idempotency_key=data.validated_data.get("idempotency_key")
+            or request.headers.get("Idempotency-Key"),
+        )
+        return Response(charge_representation(purchase), status=status.HTTP_201_CREATED)
+
+
+class EntitlementView(APIView):
+    """May the customer use the service now? The hot path: two indexed single-row reads.
+
+    Errors (404): ``unknown_customer``, ``unknown_service``, ``no_subscription`` (no live
+    subscription of the customer includes the service).
+    """
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, external_id: str, service_code: str):
+        entitlement = selectors.entitlement_check(
+            customer_external_id=external_id, service_code=service_code
+        )
+        return Response(entitlement_representation(entitlement))
