@@ -15,7 +15,6 @@ from .models import (
     EVENT_TYPES,
     MAX_ALERTS_PER_METER_AND_CUSTOMER,
     AccessBlock,
-    AlertStatus,
     AlertTrigger,
     EmailDelivery,
     QuotaAlertFiring,
@@ -35,7 +34,6 @@ from .services import (
     usage_alert_deactivate,
     webhook_delivery_resend,
 )
-
 
 ALERT_FIELDS = (
     "title",
@@ -84,17 +82,22 @@ class TriggerInline(TabularInline):
 class UsageAlertForm(forms.ModelForm):
     class Meta:
         model = UsageAlert
-        fields = "__all__"
+        fields = ALERT_FIELDS
 
     def clean(self):
         data = super().clean()
         customer, meter = data.get("customer"), data.get("meter")
-        if self.instance.pk is None and customer is not None and meter is not None:
-            if usage_alert_slots_left(meter=meter, customer=customer) <= 0:
-                raise forms.ValidationError(
-                    f"{customer} already has {MAX_ALERTS_PER_METER_AND_CUSTOMER} alerts on "
-                    f"{meter} (R-A4); archive one first."
-                )
+        full = (
+            self.instance.pk is None
+            and customer is not None
+            and meter is not None
+            and usage_alert_slots_left(meter=meter, customer=customer) <= 0
+        )
+        if full:
+            raise forms.ValidationError(
+                f"{customer} already has {MAX_ALERTS_PER_METER_AND_CUSTOMER} alerts on "
+                f"{meter} (R-A4); archive one first."
+            )
         return data
 
 
@@ -214,6 +217,7 @@ class AccessBlockAdmin(ReadOnlyAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=1000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in EVENT_TYPES],
         required=False,

@@ -96,4 +96,3 @@ class AlertTriggerSerializer(serializers.ModelSerializer):
             "window_end",
             "triggered_at",
         ]
-

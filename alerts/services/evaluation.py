@@ -104,7 +104,9 @@ class CustomerNow:
         return periods.reset_window(self.now, "month", "UTC")
 
 
-def customer_nows(customer_ids: Iterable[int], *, at: datetime | None = None) -> dict[int, CustomerNow]:
+def customer_nows(
+    customer_ids: Iterable[int], *, at: datetime | None = None
+) -> dict[int, CustomerNow]:
     ids = list(customer_ids)
     subscriptions = (
         Subscription.objects.filter(customer_id__in=ids, status__in=LIVE_STATUSES)
@@ -231,7 +233,9 @@ def _usage_candidates(
                 if not _touches(batch, span):
                     continue
             aggregation = alert.meter.aggregation
-            value = _value(values.partial(alert.meter, customer_id, span.start, span.end), aggregation)
+            value = _value(
+                values.partial(alert.meter, customer_id, span.start, span.end), aggregation
+            )
             if value is None or value < alert.threshold:
                 continue
             if batch is not None:
@@ -251,7 +255,9 @@ def _insert_once(model, **fields):
         return None
 
 
-def _record_triggers(candidates: list[_Candidate], nows: dict[int, CustomerNow]) -> list[AlertTrigger]:
+def _record_triggers(
+    candidates: list[_Candidate], nows: dict[int, CustomerNow]
+) -> list[AlertTrigger]:
     if not candidates:
         return []
     existing = set(
@@ -422,9 +428,7 @@ def _quota_offer_services(
             rules[rule.offer_service_id].append(rule)
     by_offer: dict[int, list[OfferService]] = defaultdict(list)
     for os in offer_services:
-        os.active_rules = sorted(
-            (r for r in rules[os.pk] if r.is_active), key=lambda r: r.percent
-        )
+        os.active_rules = sorted((r for r in rules[os.pk] if r.is_active), key=lambda r: r.percent)
         if os.active_rules:
             by_offer[os.offer_id].append(os)
     return by_offer

@@ -11,7 +11,6 @@ from billing.models import Clock, Customer
 from core.errors import Conflict, InvalidInput
 from metering.models import Meter, MeterStatus
 
-from ..selectors import usage_alert_slots_left
 from ..models import (
     MAX_ALERTS_PER_METER_AND_CUSTOMER,
     AlertStatus,
@@ -19,6 +18,7 @@ from ..models import (
     StaffGroup,
     UsageAlert,
 )
+from ..selectors import usage_alert_slots_left
 
 
 def full_clean(obj, *, exclude=None) -> None:

@@ -44,8 +44,15 @@ def customer(db):
     return customer
 
 
-def quota_offer(meter, *, included="100", limit_behaviour="overage", reset_interval="month",
-                timezone="UTC", service_code="actions"):
+def quota_offer(
+    meter,
+    *,
+    included="100",
+    limit_behaviour="overage",
+    reset_interval="month",
+    timezone="UTC",
+    service_code="actions",
+):
     offer = OfferFactory(code=f"offer-{service_code}", name="Business", timezone=timezone)
     service = ServiceFactory(
         code=service_code,

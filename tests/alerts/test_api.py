@@ -24,7 +24,11 @@ def test_create_and_list_an_alert(api, meter, customer):
         customer="cus_ext_1",
         threshold="1000",
         recurrence="every_period",
-        actions={"email_customer": True, "customer_emails": ["me@acme.test"], "staff_group": "sales"},
+        actions={
+            "email_customer": True,
+            "customer_emails": ["me@acme.test"],
+            "staff_group": "sales",
+        },
     )
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -88,14 +92,27 @@ def test_r_a4_the_26th_alert_for_a_meter_and_customer_is_a_409(api, meter, custo
     assert error["details"] == {"limit": 25, "meter": meter.pk, "customer": "cus_ext_1"}
     # Another meter or another customer has its own 25.
     other_meter = MeterFactory()
-    assert create(api, title="m", meter=other_meter.pk, customer="cus_ext_1", threshold="5").status_code == 201
+    assert (
+        create(
+            api, title="m", meter=other_meter.pk, customer="cus_ext_1", threshold="5"
+        ).status_code
+        == 201
+    )
     CustomerFactory(external_id="cus_2")
-    assert create(api, title="c", meter=meter.pk, customer="cus_2", threshold="5").status_code == 201
+    assert (
+        create(api, title="c", meter=meter.pk, customer="cus_2", threshold="5").status_code == 201
+    )
     # An archived alert frees its slot.
     first = UsageAlert.objects.filter(customer=customer, meter=meter).order_by("id").first()
     assert api.post(f"/api/v1/alerts/{first.pk}/archive").status_code == 200
-    assert create(api, title="again", meter=meter.pk, customer="cus_ext_1", threshold="5").status_code == 201
-    assert UsageAlert.objects.filter(customer=customer, meter=meter).exclude(status="archived").count() == 25
+    assert (
+        create(api, title="again", meter=meter.pk, customer="cus_ext_1", threshold="5").status_code
+        == 201
+    )
+    assert (
+        UsageAlert.objects.filter(customer=customer, meter=meter).exclude(status="archived").count()
+        == 25
+    )
 
 
 def test_activate_deactivate_archive_and_archived_is_final(api, meter):
@@ -120,8 +137,12 @@ def test_list_filters(api, meter, customer):
     other_meter = MeterFactory()
     create(api, title="a", meter=meter.pk, customer="cus_ext_1", threshold="5")
     create(api, title="b", meter=other_meter.pk, threshold="5")
-    assert [a["title"] for a in api.get(f"/api/v1/alerts?meter={meter.pk}").json()["results"]] == ["a"]
-    assert [a["title"] for a in api.get("/api/v1/alerts?customer=cus_ext_1").json()["results"]] == ["a"]
+    assert [a["title"] for a in api.get(f"/api/v1/alerts?meter={meter.pk}").json()["results"]] == [
+        "a"
+    ]
+    assert [a["title"] for a in api.get("/api/v1/alerts?customer=cus_ext_1").json()["results"]] == [
+        "a"
+    ]
     assert api.get("/api/v1/alerts?meter=abc").status_code == 400
 
 
@@ -131,7 +152,10 @@ def test_triggers_list_filtered_by_alert_and_customer(api, meter, customer):
     ingest(customer, 2)
     ingest(other, 3)
     body = api.get(f"/api/v1/alerts/triggers?alert={alert_id}").json()
-    assert {(t["customer"], t["value"]) for t in body["results"]} == {("cus_ext_1", "2"), ("cus_2", "3")}
+    assert {(t["customer"], t["value"]) for t in body["results"]} == {
+        ("cus_ext_1", "2"),
+        ("cus_2", "3"),
+    }
     rows = api.get("/api/v1/alerts/triggers?customer=cus_2").json()["results"]
     assert len(rows) == 1
     row = rows[0]

@@ -127,7 +127,10 @@ def test_add_ons_raise_the_limit_the_percentages_apply_to(meter, customer):
 
     offer, offer_service = quota_offer(meter, included="100")
     AddOn.objects.create(
-        code="more-actions", name="More actions", service=offer_service.service, quantity=100,
+        code="more-actions",
+        name="More actions",
+        service=offer_service.service,
+        quantity=100,
         price=10,
     )
     sub = subscribe(customer, offer)

@@ -140,9 +140,7 @@ def advance(clock, **delta):
     clock.save(update_fields=["now", "updated_at"])
 
 
-def test_every_period_fires_once_per_billing_period_and_rearms_in_the_next(
-    meter, customer, clock
-):
+def test_every_period_fires_once_per_billing_period_and_rearms_in_the_next(meter, customer, clock):
     offer, _ = quota_offer(meter, included="1000")
     subscribe(customer, offer, clock=clock)
     monthly = alert(meter, customer, threshold="2", recurrence=Recurrence.EVERY_PERIOD)

@@ -44,7 +44,9 @@ class Receiver:
             valid = True
         except SignatureError:
             valid = False
-        self.received.append({"body": json.loads(body), "headers": dict(handler.headers), "valid": valid})
+        self.received.append(
+            {"body": json.loads(body), "headers": dict(handler.headers), "valid": valid}
+        )
         if not valid:
             return 400
         return self.statuses.pop(0) if self.statuses else 200
@@ -169,7 +171,9 @@ def test_an_attempt_not_due_or_already_done_is_skipped(receiver, endpoint):
 
 def test_outbox_dispatch_fans_out_by_type_once(db):
     wants_all = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/a")
-    invoices = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/b", event_types=["invoice.created"])
+    invoices = WebhookEndpoint.objects.create(
+        url="http://127.0.0.1:9/b", event_types=["invoice.created"]
+    )
     WebhookEndpoint.objects.create(url="http://127.0.0.1:9/c", event_types=["quota.exhausted"])
     WebhookEndpoint.objects.create(url="http://127.0.0.1:9/d", is_active=False)
     event = outbox_publish(type="invoice.created", payload={"invoice": 7}, customer_external_id="c")

@@ -1,10 +1,10 @@
 """R-A2's three workflows, end to end: from ingested events to the email / the denied access."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.utils import timezone
 
 from alerts.models import AccessBlock, AlertTrigger, EmailDelivery, StaffGroup
 from alerts.selectors import access_blocked
@@ -12,7 +12,7 @@ from alerts.services import usage_alert_create
 from quotas.models import AddOn
 from quotas.selectors import entitlement_check
 from quotas.services import addon_purchase
-from tests.billing.factories import CustomerFactory
+from tests.billing.factories import ClockFactory, CustomerFactory
 
 from .conftest import ingest, quota_offer, subscribe
 
@@ -60,10 +60,14 @@ def test_r_a2_remove_access_when_the_free_units_are_exceeded(
 ):
     offer, offer_service = quota_offer(meter, included="100", limit_behaviour="block")
     AddOn.objects.create(
-        code="more-actions", name="More actions", service=offer_service.service, quantity=50,
+        code="more-actions",
+        name="More actions",
+        service=offer_service.service,
+        quantity=50,
         price=5,
     )
-    sub = subscribe(customer, offer)
+    clock = ClockFactory(now=datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    sub = subscribe(customer, offer, clock=clock)
     usage_alert_create(
         title="Free units used up",
         meter=meter,
@@ -81,16 +85,14 @@ def test_r_a2_remove_access_when_the_free_units_are_exceeded(
     assert not entitlement.has_access  # R-L2: denied until the reset or more quota is bought
     block = AccessBlock.objects.get()
     assert (block.subscription, block.offer_service) == (sub, offer_service)
-    assert block.until == entitlement.resets_at  # until the quota resets
-    now = timezone.now()
-    assert access_blocked(subscription_id=sub.pk, offer_service_id=offer_service.pk, at=now)
-    assert not access_blocked(
-        subscription_id=sub.pk, offer_service_id=offer_service.pk, at=block.until
-    )
+    assert block.blocked_at == clock.now
+    assert block.until == entitlement.resets_at == datetime(2026, 4, 1, tzinfo=UTC)  # the reset
+    blocked = {"subscription_id": sub.pk, "offer_service_id": offer_service.pk}
+    assert access_blocked(**blocked, at=clock.now)
+    assert not access_blocked(**blocked, at=block.until)
 
-    addon_purchase(subscription=sub, addon_code="more-actions", quantity=1)
-    after = timezone.now()
-    assert not access_blocked(subscription_id=sub.pk, offer_service_id=offer_service.pk, at=after)
+    addon_purchase(subscription=sub, addon_code="more-actions", quantity=1)  # more quota bought
+    assert not access_blocked(**blocked, at=clock.now)
     assert entitlement_check(customer_external_id="cus_ext_1", service_code="actions").has_access
 
 
