@@ -8,11 +8,14 @@
 * ``alerts_evaluate`` evaluates everything (or some customers) at an instant: the beat's
   safety net, and what the simulation-clock machinery calls after advancing a clock (R-A5).
 
-Firing rule: a value ``>= threshold`` with no trigger yet in its window fires, exactly once
-(unique constraint + insert in a savepoint: a concurrent twin loses). On ingest, the value
-before the batch (after minus the batch's delta, when exact) skips thresholds already
-crossed earlier, so a customer far past a threshold costs no extra query; a jump across
-several thresholds (80 % -> 120 %) fires each of them once.
+Firing rule (crossing): a threshold fires when the value is ``>= threshold`` and it has no
+trigger (firing) yet in its window, exactly once (unique constraint + insert in a savepoint:
+a concurrent twin loses). A trigger row exists exactly for the thresholds already crossed,
+so "no trigger yet" is "below before this batch" - and a crossing missed earlier is repaired
+by the next batch or sweep. A jump across several thresholds (80 % -> 120 %) fires each of
+them once. Cost on ingest: one query drops what already fired, one query per meter bounds
+the values from day rollups, and exact values are read only where the bound reaches a
+threshold; a customer far past (or far below) every threshold costs no meter read.
 
 Windows (``every_period``): the billing period of the customer's live subscription (the most
 recently created one) in its offer's zone; a customer without one uses calendar months in
@@ -31,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing import periods
@@ -39,9 +42,11 @@ from billing.models import Customer, Subscription, SubscriptionStatus
 from billing.subscriptions import clock_now
 from core.numbers import decimal_str
 from core.outbox import outbox_publish
-from metering.aggregation import Partial, merge_all
-from metering.models import Granularity, Meter, MeterRollup
+from metering.aggregation import Partial
+from metering.models import BackfillStatus, Granularity, Meter, MeterRollup
 from metering.selectors import meter_partial
+from metering.sql import DecimalMax
+from metering.windows import DAY, bucket_ceil, bucket_floor
 from quotas.balances import balance_partial
 from quotas.models import AddOnPurchase, OfferService, ServiceKind, UsageBalance
 from quotas.selectors import addons_for_offer
@@ -184,32 +189,45 @@ class _Values:
         return self._cache[key]
 
 
-def _before(aggregation: str, after: Decimal, deltas: Sequence[Any], span: Span) -> Decimal | None:
-    """The value before this batch, when it is exactly known (count and sum), else None.
-
-    Exact when every delta bucket touching the range lies wholly inside it; a bucket cut by
-    the range's edge mixes counted and uncounted events.
-    """
-    if aggregation not in ("count", "sum"):
-        return None
-    inside = []
-    for delta in deltas:
-        start, end = delta.bucket_start, delta.bucket_start + BUCKET
-        if end <= span.start or start >= span.end:
-            continue
-        if start < span.start or end > span.end:
-            return None
-        inside.append(delta.partial)
-    batch = merge_all(inside).value(aggregation) or ZERO
-    return after - batch
-
-
 def _touches(deltas: Sequence[Any], span: Span) -> bool:
     return any(d.bucket_start < span.end and d.bucket_start + BUCKET > span.start for d in deltas)
 
 
-def _value(partial: Partial, aggregation: str) -> Decimal | None:
-    return partial.value(aggregation)
+def _upper_bounds(
+    meter: Meter, customer_ids: set[int], start: datetime, end: datetime
+) -> dict[int, Decimal] | None:
+    """Per customer, a value no range inside ``[start, end)`` can exceed; one query.
+
+    Read from the meter's day rollups over the whole days around the range (a superset of
+    every alert's events): count -> count; max and last -> the maximum; sum -> count x the
+    largest value (valid even with negative values). A customer without rollups there has
+    nothing to fire on (absent from the result). None when rollups are being rebuilt.
+    """
+    if meter.backfill_status != BackfillStatus.DONE:
+        return None
+    rows = (
+        MeterRollup.objects.filter(
+            meter_id=meter.pk,
+            generation=meter.generation,
+            granularity=Granularity.DAY,
+            customer_id__in=customer_ids,
+            bucket_start__gte=bucket_floor(start, DAY),
+            bucket_start__lt=bucket_ceil(end, DAY),
+        )
+        .values("customer_id")
+        .annotate(n=Sum("count"), largest=DecimalMax("maximum"))
+        .values_list("customer_id", "n", "largest")
+    )
+    bounds = {}
+    for customer_id, count, largest in rows:
+        if meter.aggregation == "count":
+            bounds[customer_id] = Decimal(count)
+        elif largest is not None:
+            largest = Decimal(largest)
+            bounds[customer_id] = (
+                count * max(largest, ZERO) if meter.aggregation == "sum" else largest
+            )
+    return bounds
 
 
 def _usage_candidates(
@@ -219,30 +237,58 @@ def _usage_candidates(
     values: _Values,
     deltas: dict[tuple[int, int], list[Any]] | None = None,
 ) -> list[_Candidate]:
-    """Alerts whose value reached their threshold (and, on ingest, crossed it in this batch)."""
-    candidates = []
+    """(alert, customer) pairs with no trigger yet in their window whose value reached the
+    threshold: i.e. that crossed it (in this batch, or earlier and missed). On ingest, only
+    pairs whose range this batch touched.
+
+    Cheap first: one query drops the pairs that already fired, one query per meter bounds
+    the values from the day rollups; exact values are read only for pairs the bound can't
+    rule out.
+    """
+    pairs = []
     for customer_id in customer_ids:
         who = nows[customer_id]
         for alert in alerts:
             if alert.customer_id not in (None, customer_id):
                 continue
             span = alert_span(alert, who)
-            batch = None
-            if deltas is not None:
-                batch = deltas.get((alert.meter_id, customer_id), [])
-                if not _touches(batch, span):
-                    continue
-            aggregation = alert.meter.aggregation
-            value = _value(
-                values.partial(alert.meter, customer_id, span.start, span.end), aggregation
-            )
-            if value is None or value < alert.threshold:
+            if span.start >= span.end:
                 continue
-            if batch is not None:
-                before = _before(aggregation, value, batch, span)
-                if before is not None and before >= alert.threshold:
-                    continue  # crossed by an earlier batch: fired then, or the sweep repairs it
-            candidates.append(_Candidate(alert, customer_id, span, value, who.now))
+            if deltas is not None and not _touches(
+                deltas.get((alert.meter_id, customer_id), ()), span
+            ):
+                continue
+            pairs.append(_Candidate(alert, customer_id, span, ZERO, who.now))
+    if not pairs:
+        return []
+    fired = set(
+        AlertTrigger.objects.filter(
+            alert_id__in={p.alert.pk for p in pairs},
+            customer_id__in={p.customer_id for p in pairs},
+            window_start__in={p.span.window_start for p in pairs},
+        ).values_list("alert_id", "customer_id", "window_start")
+    )
+    pairs = [p for p in pairs if p.key not in fired]
+    by_meter: dict[int, list[_Candidate]] = defaultdict(list)
+    for p in pairs:
+        by_meter[p.alert.meter_id].append(p)
+    candidates = []
+    for meter_pairs in by_meter.values():
+        meter = meter_pairs[0].alert.meter
+        bounds = _upper_bounds(
+            meter,
+            {p.customer_id for p in meter_pairs},
+            min(p.span.start for p in meter_pairs),
+            max(p.span.end for p in meter_pairs),
+        )
+        for p in meter_pairs:
+            if bounds is not None and bounds.get(p.customer_id, ZERO) < p.alert.threshold:
+                continue
+            partial = values.partial(meter, p.customer_id, p.span.start, p.span.end)
+            value = partial.value(meter.aggregation)
+            if value is not None and value >= p.alert.threshold:
+                p.value = value
+                candidates.append(p)
     return candidates
 
 
@@ -282,7 +328,6 @@ def _record_triggers(
             triggered_at=c.now,
         )
         if trigger is not None:
-            existing.add(c.key)
             created.append(trigger)
     if created:
         _trigger_actions(created, nows)
