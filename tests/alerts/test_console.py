@@ -139,3 +139,10 @@ def test_console_resends_an_email(console, mailoutbox, django_capture_on_commit_
     delivery.refresh_from_db()
     assert delivery.status == "succeeded"
     assert [m.subject for m in mailoutbox] == ["s"]
+
+
+def test_console_creates_the_default_quota_rules(console, meter):
+    _, offer_service = quota_offer(meter)
+    response = console.get("/admin/alerts/quotaalertrule/create_defaults/")
+    assert response.status_code == 302
+    assert sorted(offer_service.quota_alert_rules.values_list("percent", flat=True)) == [90, 100]

@@ -196,3 +196,19 @@ def test_a_customer_without_subscription_uses_calendar_months_in_utc(meter, cust
     trigger = AlertTrigger.objects.get(alert=rule)
     assert trigger.window_start.day == 1 and trigger.window_start.hour == 0
     assert trigger.window_end.month % 12 == (trigger.window_start.month + 1) % 12
+
+
+def test_a_sum_meter_with_negative_values_before_the_alert_still_fires(customer):
+    """The day-rollup bound must hold for levels (negative values), R-A3: 1 - 10 before the
+    alert, then +1 three times: 3 since creation, although the whole day sums to -6."""
+    from tests.metering.factories import MeterFactory
+
+    seats = MeterFactory(name="Seats", event_name="seat", aggregation="sum", property="delta")
+    ingest(customer, 1, name="seat", properties={"delta": 1})
+    ingest(customer, 1, name="seat", properties={"delta": -10})
+    rule = alert(seats, customer, threshold="3")
+    for _ in range(2):
+        ingest(customer, 1, name="seat", properties={"delta": 1})
+    assert not AlertTrigger.objects.exists()
+    ingest(customer, 1, name="seat", properties={"delta": 1})
+    assert AlertTrigger.objects.get(alert=rule).value == Decimal(3)

@@ -118,3 +118,15 @@ def test_r_a2_tell_the_sales_team_of_an_upsell_when_a_self_service_user_crosses_
     assert f"/admin/billing/customer/{customer.pk}/change/" in message.body
     assert AlertTrigger.objects.get().customer == customer
     assert EmailDelivery.objects.get().kind == "staff_alert"
+
+
+def test_a_customer_without_owners_or_admins_is_written_at_its_billing_email(
+    meter, django_capture_on_commit_callbacks
+):
+    solo = CustomerFactory(external_id="solo", email="billing@solo.test")
+    usage_alert_create(
+        title="Heads up", meter=meter, customer=solo, threshold=Decimal(1), email_customer=True
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(solo, 1)
+    assert [m.to for m in mail.outbox] == [["billing@solo.test"]]
