@@ -543,6 +543,7 @@ class Entitlement:
     resets_at: datetime | None
 
 
+MAX_LIVE_CANDIDATES = 20
 _ENTITLEMENT_FIELDS = (
     "id",
     "reset_interval",
@@ -570,9 +571,11 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
     ``unknown_service``, ``no_subscription`` (the customer exists but no live subscription
     includes the service).
     """
-    real_now = Value(timezone.now(), output_field=DateTimeField())
-    now = Coalesce(F("offer__subscriptions__clock__now"), real_now)
-    outer_now = Coalesce(OuterRef("offer__subscriptions__clock__now"), real_now)
+    real_now = timezone.now()
+    outer_now = Coalesce(
+        OuterRef("offer__subscriptions__clock__now"),
+        Value(real_now, output_field=DateTimeField()),
+    )
     extra = (
         AddOnPurchase.objects.filter(
             subscription_id=OuterRef("offer__subscriptions__id"),
@@ -584,14 +587,13 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
         .annotate(extra=Sum(F("quantity") * F("addon__quantity"), output_field=QUANTITY_FIELD))
         .values("extra")
     )
-    row = (
+    # Time conditions depend on each subscription's clock: checked below, on the few live
+    # candidates (a nullable clock cannot sit in this WHERE without dropping clock-less rows).
+    candidates = (
         OfferService.objects.filter(
-            Q(offer__subscriptions__ended_at__isnull=True)
-            | Q(offer__subscriptions__ended_at__gt=now),
             service__code=service_code,
             offer__subscriptions__customer__external_id=customer_external_id,
             offer__subscriptions__status__in=LIVE_STATUSES,
-            offer__subscriptions__started_at__lte=now,
         )
         .values(
             *_ENTITLEMENT_FIELDS,
@@ -603,8 +605,18 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
             clock_now=F("offer__subscriptions__clock__now"),
             extra=Subquery(extra, output_field=QUANTITY_FIELD),
         )
-        .order_by("-offer__subscriptions__started_at", "-offer__subscriptions__id")
-        .first()
+        .order_by("-offer__subscriptions__started_at", "-offer__subscriptions__id")[
+            :MAX_LIVE_CANDIDATES
+        ]
+    )
+    row = next(
+        (
+            c
+            for c in candidates
+            if c["started_at"] <= (c["clock_now"] or real_now)
+            and (c["ended_at"] is None or c["ended_at"] > (c["clock_now"] or real_now))
+        ),
+        None,
     )
     if row is None:
         _entitlement_not_found(customer_external_id, service_code)
@@ -620,7 +632,7 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
             remaining=None,
             resets_at=None,
         )
-    at = row["clock_now"] or timezone.now()
+    at = row["clock_now"] or real_now
     target = QuotaTarget(
         subscription_id=row["sub_id"],
         offer_service_id=row["id"],

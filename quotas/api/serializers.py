@@ -220,7 +220,7 @@ def charge_representation(purchase: AddOnPurchase) -> dict[str, Any]:
         "description": charge.description,
         "quantity": decimal_str(charge.quantity),
         "unit_price": decimal_str(charge.unit_price),
-        "amount": format(charge.amount, "f"),
+        "amount": _money(charge.amount, charge.currency),
         "currency": charge.currency,
         "created_at": _when(charge.created_at),
         "purchase": {

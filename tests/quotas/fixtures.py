@@ -1,0 +1,89 @@
+"""Shared quotas fixtures; tests.quotas.fixtures.py and browser tests import them."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from metering.services import event_ingest_batch
+from quotas.services import subscription_start
+from tests.billing.factories import ClockFactory, ContactFactory, CustomerFactory, OfferFactory
+from tests.metering.factories import MeterFactory
+from tests.quotas.factories import OfferServiceFactory, ServiceFactory
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+# 2026-11-01 00:00 in Istanbul (UTC+3): the shared office's first billing period.
+NOV_1_ISTANBUL = datetime(2026, 10, 31, 21, 0, tzinfo=UTC)
+
+
+class Sender:
+    """Sends events through metering's ingestion, as POST /api/v1/events does."""
+
+    def __init__(self):
+        self.sent = 0
+
+    def __call__(self, customer, name, *timestamps, properties=None, now=None):
+        events = []
+        for ts in timestamps:
+            self.sent += 1
+            events.append(
+                {
+                    "id": f"evt_{self.sent}",
+                    "name": name,
+                    "customer": customer.external_id,
+                    "timestamp": ts.isoformat(),
+                    "properties": properties or {},
+                }
+            )
+        result = event_ingest_batch(events=events, now=now)
+        assert result.accepted == len(events), result.rejected
+        return result
+
+
+@pytest.fixture
+def send():
+    return Sender()
+
+
+@pytest.fixture
+def clock(db):
+    return ClockFactory(name="November", now=NOW)
+
+
+@pytest.fixture
+def office(db):
+    """R-Q2: a shared office; 10 prints included, every started block of 10 costs 5 TL."""
+    meter = MeterFactory(name="Prints", event_name="print", unit="prints")
+    prints = ServiceFactory(code="prints", name="Printing", group__kind="usage_based", meter=meter)
+    support = ServiceFactory(code="support", name="24/7 support", group__kind="on_off")
+    offer = OfferFactory(
+        code="shared-office",
+        name="Shared office",
+        currency="TRY",
+        fixed_fee=Decimal("1500.00"),
+        timezone="Europe/Istanbul",
+    )
+    OfferServiceFactory(
+        offer=offer,
+        service=prints,
+        included=Decimal(10),
+        reset_interval="billing_period",
+        limit_behaviour="overage",
+        pricing={"model": "package", "package_size": "10", "package_price": "5.00"},
+    )
+    OfferServiceFactory(offer=offer, service=support, included=None, enabled=True)
+    return offer
+
+
+@pytest.fixture
+def tenant(db, django_user_model):
+    """A customer with an owner who can log into the customer pages."""
+    customer = CustomerFactory(external_id="cus_ofis", name="Ofis Ltd")
+    user = django_user_model.objects.create_user("sahip@ofis.test", password="pw-ofis-123")
+    ContactFactory(customer=customer, email="sahip@ofis.test", role="owner", user=user)
+    return customer
+
+
+@pytest.fixture
+def office_subscription(office, tenant, clock):
+    return subscription_start(customer=tenant, offer=office, start=NOV_1_ISTANBUL, clock=clock)
