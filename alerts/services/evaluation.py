@@ -4,7 +4,7 @@
   after the rollups (and quotas' balances) are written, it evaluates only the alerts and quota
   rules concerned by the batch and records triggers/firings; their emails, webhooks and
   access blocks are written in the same transaction and sent once it commits. A batch no
-  alert or quota rule concerns costs two indexed queries.
+  alert or quota rule concerns costs one query.
 * ``alerts_evaluate`` evaluates everything (or some customers) at an instant: the beat's
   safety net, and what the simulation-clock machinery calls after advancing a clock (R-A5).
 
@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, Q, Sum
 from django.utils import timezone
 
 from billing import periods
@@ -633,23 +633,32 @@ def usage_listener(deltas: Sequence[Any]) -> None:
         return
     meter_ids = {d.meter_id for d in deltas}
     customer_ids = {d.customer_id for d in deltas}
-    alerts = list(
+    alerts_qs = (
         UsageAlert.objects.filter(status=AlertStatus.ACTIVE, meter_id__in=meter_ids)
         .filter(Q(customer__isnull=True) | Q(customer_id__in=customer_ids))
         .select_related("meter", "staff_group")
     )
-    subscriptions = list(
-        Subscription.objects.filter(
-            customer_id__in=customer_ids,
-            status__in=LIVE_STATUSES,
-            offer__offer_services__service__meter_id__in=meter_ids,
-            offer__offer_services__included__isnull=False,
-        )
-        .select_related("offer", "clock", "customer")
-        .distinct()
+    subscriptions_qs = Subscription.objects.filter(
+        customer_id__in=customer_ids,
+        status__in=LIVE_STATUSES,
+        offer__offer_services__service__meter_id__in=meter_ids,
+        offer__offer_services__included__isnull=False,
     )
-    if not alerts and not subscriptions:
+    # One query decides whether anything concerns the batch (the common case: nothing).
+    concerns = (
+        Meter.objects.filter(pk__in=meter_ids)
+        .annotate(alerts=Exists(alerts_qs), quotas=Exists(subscriptions_qs))
+        .values_list("alerts", "quotas")
+        .first()
+    )
+    if concerns is None or not any(concerns):
         return
+    alerts = list(alerts_qs) if concerns[0] else []
+    subscriptions = (
+        list(subscriptions_qs.select_related("offer", "clock", "customer").distinct())
+        if concerns[1]
+        else []
+    )
     if alerts:
         by_pair: dict[tuple[int, int], list[Any]] = defaultdict(list)
         for delta in deltas:
