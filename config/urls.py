@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("billing.urls_api")),
     path("", include("quotas.urls_api")),
     path("", include("metering.urls_api")),
+    path("", include("alerts.urls_api")),
 ]
 
 urlpatterns = [

@@ -186,3 +186,18 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Alerts and notifications (alerts app).
+KOTA_WEBHOOK_MAX_ATTEMPTS = env.int("KOTA_WEBHOOK_MAX_ATTEMPTS", default=8)
+KOTA_WEBHOOK_BACKOFF_SECONDS = env.int("KOTA_WEBHOOK_BACKOFF_SECONDS", default=30)
+KOTA_WEBHOOK_BACKOFF_MAX_SECONDS = env.int("KOTA_WEBHOOK_BACKOFF_MAX_SECONDS", default=6 * 3600)
+KOTA_WEBHOOK_TIMEOUT_SECONDS = env.int("KOTA_WEBHOOK_TIMEOUT_SECONDS", default=10)
+KOTA_QUOTA_ALERT_DEFAULT_PERCENTS = (90, 100)  # R-L4
+
+# Periodic tasks, written into django-celery-beat's tables by `manage.py setup_schedules`
+# (idempotent): name -> {"task", "every": seconds} or {"task", "crontab": {...}}.
+KOTA_BEAT_SCHEDULE = {
+    "kota: alerts evaluate": {"task": "alerts.evaluate", "every": 60},
+    "kota: outbox dispatch": {"task": "alerts.outbox_dispatch", "every": 30},
+    "kota: deliveries retry": {"task": "alerts.retry_due", "every": 30},
+}
