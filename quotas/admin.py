@@ -97,15 +97,7 @@ class OfferServiceInline(TabularInline):
 
 @admin.register(Offer)
 class OfferAdmin(ModelAdmin):
-    list_display = [
-        "code",
-        "name",
-        "currency",
-        "fixed_fee",
-        "billing_interval",
-        "level",
-        "timezone",
-    ]
+    list_display = ["code", "name", "fee", "billing_interval", "level", "timezone"]
     list_filter = ["currency", "billing_interval", "is_active"]
     search_fields = ["code", "name"]
     inlines = [OfferServiceInline]
@@ -211,6 +203,12 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
     readonly_fields = [*BillingSubscriptionAdmin.readonly_fields, "usage_panel"]
     inlines = [*BillingSubscriptionAdmin.inlines, AddOnPurchaseInline]
     actions = ["rebuild_balances"]
+
+    def get_fieldsets(self, request, obj=None):
+        fields = [f for f in self.get_fields(request, obj) if f != "usage_panel"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [("Usage", {"fields": ["usage_panel"]}), ("Subscription", {"fields": fields})]
 
     @admin.display(description="Usage")
     def usage_panel(self, obj: Subscription) -> str:
