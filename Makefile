@@ -17,6 +17,7 @@ install: $(STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_schedules
 
 demo: migrate
 	$(BIN)/python manage.py load_demo

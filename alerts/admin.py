@@ -26,6 +26,7 @@ from .models import (
 )
 from .selectors import usage_alert_slots_left
 from .services import (
+    access_block_lift,
     email_delivery_resend,
     quota_alert_rules_ensure_defaults,
     usage_alert_activate,
@@ -211,9 +212,10 @@ class AccessBlockAdmin(ReadOnlyAdmin):
     list_select_related = ["offer_service__offer", "offer_service__service", "subscription"]
     actions = ["lift"]
 
-    @action(description="Lift selected blocks now")
+    @action(description="Give access back now (lift selected blocks)")
     def lift(self, request, queryset):
-        queryset.filter(lifted_at__isnull=True).update(lifted_at=timezone.now())
+        for block in queryset.filter(lifted_at__isnull=True).select_related("subscription"):
+            access_block_lift(block=block, at=timezone.now())
 
 
 class WebhookEndpointForm(forms.ModelForm):

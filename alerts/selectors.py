@@ -1,17 +1,13 @@
 """Reads for the API, the console and the apps that consult alerts."""
 
-from datetime import datetime
-
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import QuerySet
 
 from billing.models import Customer
 from core.errors import NotFound
 from metering.models import Meter
-from quotas.models import AddOnPurchase
 
 from .models import (
     MAX_ALERTS_PER_METER_AND_CUSTOMER,
-    AccessBlock,
     AlertStatus,
     AlertTrigger,
     UsageAlert,
@@ -45,29 +41,3 @@ def usage_alert_slots_left(*, meter: Meter, customer: Customer) -> int:
 
 def alert_trigger_list() -> QuerySet[AlertTrigger]:
     return AlertTrigger.objects.select_related("customer").order_by("-triggered_at", "-id")
-
-
-def access_blocks_in_force(*, at: datetime) -> QuerySet[AccessBlock]:
-    """Blocks denying access at ``at``: not lifted, before the quota's reset, and no add-on for
-    the service bought since the block (R-A2 "remove access", R-L2 "until the reset or until
-    more quota is bought")."""
-    bought_since = AddOnPurchase.objects.filter(
-        subscription_id=OuterRef("subscription_id"),
-        addon__service_id=OuterRef("offer_service__service_id"),
-        purchased_at__gte=OuterRef("blocked_at"),
-        purchased_at__lte=at,
-    ).filter(Q(canceled_at__isnull=True) | Q(canceled_at__gt=at))
-    return AccessBlock.objects.filter(
-        Q(until__isnull=True) | Q(until__gt=at),
-        lifted_at__isnull=True,
-        blocked_at__lte=at,
-    ).exclude(Exists(bought_since))
-
-
-def access_blocked(*, subscription_id: int, offer_service_id: int, at: datetime) -> bool:
-    """Whether a usage alert's "remove access" action denies this service now."""
-    return (
-        access_blocks_in_force(at=at)
-        .filter(subscription_id=subscription_id, offer_service_id=offer_service_id)
-        .exists()
-    )

@@ -363,3 +363,10 @@ def balance_partial(balance: UsageBalance | None) -> Partial:
         last_key=balance.last_key,
         last_value=balance.last_value,
     )
+
+
+def balance_ensure(*, target: QuotaTarget, window: Window, now: datetime) -> None:
+    """Make sure the balance row of ``window`` exists (merging nothing into it)."""
+    _upsert(
+        {(target.subscription_id, target.offer_service_id, window.start): (window.end, EMPTY)}, now
+    )

@@ -156,6 +156,12 @@ class UsageBalance(models.Model):
     last_at = models.DateTimeField(null=True, blank=True)
     last_key = models.CharField(max_length=255, blank=True, default="")
     last_value = ExactDecimalField(null=True, blank=True)
+    access_removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="An alert removed access for the rest of this window (R-A2); "
+        "buying more quota gives it back.",
+    )
     updated_at = models.DateTimeField()
 
     class Meta:

@@ -238,8 +238,13 @@ def _value(partial: Partial, aggregation: str) -> Decimal:
     return partial.value(aggregation) or ZERO
 
 
-def _has_access(limit_behaviour: str, used: Decimal, included: Decimal | None) -> bool:
-    """R-L2: a blocking quota denies access once used reaches it; others only report."""
+def _has_access(
+    limit_behaviour: str, used: Decimal, included: Decimal | None, *, removed: bool = False
+) -> bool:
+    """R-L2: a blocking quota denies access once used reaches it; others only report.
+    ``removed``: an alert's "remove access" action holds for the rest of the window (R-A2)."""
+    if removed:
+        return False
     if included is None or limit_behaviour != LimitBehaviour.BLOCK:
         return True
     return used < included
@@ -282,6 +287,10 @@ class _PeriodUsage:
 
     def balance(self, window: Window) -> Partial:
         return balance_partial(self.balances.get(window.start))
+
+    def access_removed(self, window: Window) -> bool:
+        row = self.balances.get(window.start)
+        return row is not None and row.access_removed_at is not None
 
     def exact(self, start: datetime, end: datetime) -> Partial:
         if start >= end:
@@ -436,7 +445,12 @@ def subscription_usage(
                 resets_at=window.end,
                 reset_interval=offer_service.reset_interval,
                 limit_behaviour=offer_service.limit_behaviour,
-                has_access=_has_access(offer_service.limit_behaviour, used, included),
+                has_access=_has_access(
+                    offer_service.limit_behaviour,
+                    used,
+                    included,
+                    removed=usage.access_removed(window),
+                ),
             )
         )
     pending = (
@@ -634,10 +648,11 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
             offer_service_id=target.offer_service_id,
             window_start=window.start,
         )
-        .only("count", "total", "maximum", "last_at", "last_key", "last_value")
+        .only("count", "total", "maximum", "last_at", "last_key", "last_value", "access_removed_at")
         .first()
     )
     used = _value(balance_partial(balance), row["service__meter__aggregation"])
+    removed = balance is not None and balance.access_removed_at is not None
     limit = row["included"]
     if limit is not None and row["has_addons"]:
         purchases = AddOnPurchase.objects.filter(
@@ -648,7 +663,7 @@ def entitlement_check(*, customer_external_id: str, service_code: str) -> Entitl
         subscription_id=target.subscription_id,
         service_code=service_code,
         kind=kind,
-        has_access=_has_access(row["limit_behaviour"], used, limit),
+        has_access=_has_access(row["limit_behaviour"], used, limit, removed=removed),
         used=used,
         limit=limit,
         remaining=None if limit is None else max(ZERO, limit - used),

@@ -17,8 +17,16 @@ from billing.subscriptions import clock_now, subscription_create
 from core.errors import Conflict, DomainError, InvalidInput
 from metering.models import Meter
 
-from .balances import balances_rebuild
-from .models import AddOn, AddOnPurchase, OfferService, Service, ServiceGroup, ServiceKind
+from .balances import balance_ensure, balances_rebuild, quota_targets
+from .models import (
+    AddOn,
+    AddOnPurchase,
+    OfferService,
+    Service,
+    ServiceGroup,
+    ServiceKind,
+    UsageBalance,
+)
 from .selectors import LIVE_STATUSES
 
 MAX_METERS_PER_OFFER = 10  # R-M5
@@ -386,6 +394,8 @@ def addon_purchase(
         kind="addon",
     )
     purchase.save(update_fields=["charge"])
+    # More quota gives back access an alert removed (R-L2: "until more quota is bought").
+    access_restore(subscription=subscription, service_id=addon.service_id)
     return purchase
 
 
@@ -408,3 +418,45 @@ def addon_quote(*, subscription: Subscription, addon: AddOn, quantity: int) -> D
         tz=offer.timezone,
     )
     return round_money(amount, offer.currency)
+
+
+@transaction.atomic
+def access_remove(
+    *, subscription: Subscription, offer_service: OfferService, at: datetime
+) -> datetime | None:
+    """R-A2 "remove access": deny the service for the rest of its current quota window.
+
+    Held on the window's balance row, which the entitlement check reads anyway, so it costs
+    the hot path nothing; a reset starts a new row (access is back), and buying an add-on
+    for the service clears it. Returns when it ends (None: a seat-based level never resets).
+    Idempotent: the first removal's instant is kept.
+    """
+    target = next(
+        t
+        for t in quota_targets(subscription_ids=[subscription.id])
+        if t.offer_service_id == offer_service.id
+    )
+    window = target.window_at(at)
+    balance_ensure(target=target, window=window, now=at)
+    UsageBalance.objects.filter(
+        subscription=subscription,
+        offer_service=offer_service,
+        window_start=window.start,
+        access_removed_at__isnull=True,
+    ).update(access_removed_at=at)
+    return window.end
+
+
+def access_restore(
+    *,
+    subscription: Subscription,
+    service_id: int | None = None,
+    offer_service_id: int | None = None,
+) -> int:
+    """Give back access removed by an alert (an add-on bought, or an operator's decision)."""
+    rows = UsageBalance.objects.filter(subscription=subscription, access_removed_at__isnull=False)
+    if service_id is not None:
+        rows = rows.filter(offer_service__service_id=service_id)
+    if offer_service_id is not None:
+        rows = rows.filter(offer_service_id=offer_service_id)
+    return rows.update(access_removed_at=None)

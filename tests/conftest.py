@@ -82,15 +82,3 @@ def page(browser):
     page.set_default_timeout(15000)
     yield page
     context.close()
-
-
-def pytest_collection_modifyitems(config, items):
-    """`postgres_only` tests (row locks, concurrent writers) are skipped on other databases."""
-    from django.conf import settings
-
-    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
-    for item in items:
-        if "postgres_only" in item.keywords:
-            item.add_marker(skip)

@@ -6,7 +6,7 @@ from .emails import (
     email_delivery_resend,
     email_delivery_send,
 )
-from .evaluation import alerts_evaluate, usage_listener
+from .evaluation import access_block_lift, alerts_evaluate, usage_listener
 from .quota_rules import quota_alert_rules_ensure_defaults
 from .usage_alerts import (
     usage_alert_activate,
@@ -22,6 +22,7 @@ from .webhooks import (
 )
 
 __all__ = [
+    "access_block_lift",
     "alerts_evaluate",
     "email_deliveries_due",
     "email_delivery_create",

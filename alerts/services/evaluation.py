@@ -50,6 +50,7 @@ from metering.windows import DAY, bucket_ceil, bucket_floor
 from quotas.balances import balance_partial
 from quotas.models import AddOnPurchase, OfferService, ServiceKind, UsageBalance
 from quotas.selectors import addons_for_offer
+from quotas.services import access_remove, access_restore
 from quotas.windows import QuotaTarget, Window
 
 from ..models import (
@@ -404,6 +405,16 @@ def _target(sub: Subscription, offer_service: OfferService) -> QuotaTarget:
     )
 
 
+@transaction.atomic
+def access_block_lift(*, block: AccessBlock, at: datetime) -> AccessBlock:
+    """An operator gives back access an alert removed (the console's "lift")."""
+    if block.lifted_at is None:
+        access_restore(subscription=block.subscription, offer_service_id=block.offer_service_id)
+        block.lifted_at = at
+        block.save(update_fields=["lifted_at"])
+    return block
+
+
 def _block_access(trigger: AlertTrigger, who: CustomerNow) -> None:
     """Block the customer's services measured by the alert's meter until their next reset."""
     offer_services = OfferService.objects.filter(
@@ -420,7 +431,8 @@ def _block_access(trigger: AlertTrigger, who: CustomerNow) -> None:
         for offer_service in offer_services:
             if offer_service.offer_id != sub.offer_id:
                 continue
-            until = _target(sub, offer_service).window_at(who.now).end
+            # Quotas enforces it (the entitlement check reads it); this row is the audit log.
+            until = access_remove(subscription=sub, offer_service=offer_service, at=who.now)
             AccessBlock.objects.get_or_create(
                 trigger=trigger,
                 subscription=sub,

@@ -7,10 +7,9 @@ import pytest
 from django.core import mail
 
 from alerts.models import AccessBlock, AlertTrigger, EmailDelivery, StaffGroup
-from alerts.selectors import access_blocked
-from alerts.services import usage_alert_create
+from alerts.services import access_block_lift, usage_alert_create
 from quotas.models import AddOn
-from quotas.selectors import entitlement_check
+from quotas.selectors import entitlement_check, subscription_usage
 from quotas.services import addon_purchase
 from tests.billing.factories import ClockFactory, CustomerFactory
 
@@ -58,7 +57,8 @@ def test_r_a2_without_addresses_the_customer_email_goes_to_owners_and_admins(
 def test_r_a2_remove_access_when_the_free_units_are_exceeded(
     meter, customer, django_capture_on_commit_callbacks
 ):
-    offer, offer_service = quota_offer(meter, included="100", limit_behaviour="block")
+    # An overage quota would never deny access by itself: the alert's action does (R-A2).
+    offer, offer_service = quota_offer(meter, included="100", limit_behaviour="overage")
     AddOn.objects.create(
         code="more-actions",
         name="More actions",
@@ -82,18 +82,45 @@ def test_r_a2_remove_access_when_the_free_units_are_exceeded(
         ingest(customer, 1)
 
     entitlement = entitlement_check(customer_external_id="cus_ext_1", service_code="actions")
-    assert not entitlement.has_access  # R-L2: denied until the reset or more quota is bought
-    block = AccessBlock.objects.get()
+    assert not entitlement.has_access  # removed until the reset or more quota is bought
+    usage = subscription_usage(subscription=sub).service("actions")
+    assert not usage.has_access  # the customer page and usage API agree
+    block = AccessBlock.objects.get()  # the audit log of the action
     assert (block.subscription, block.offer_service) == (sub, offer_service)
     assert block.blocked_at == clock.now
     assert block.until == entitlement.resets_at == datetime(2026, 4, 1, tzinfo=UTC)  # the reset
-    blocked = {"subscription_id": sub.pk, "offer_service_id": offer_service.pk}
-    assert access_blocked(**blocked, at=clock.now)
-    assert not access_blocked(**blocked, at=block.until)
 
     addon_purchase(subscription=sub, addon_code="more-actions", quantity=1)  # more quota bought
-    assert not access_blocked(**blocked, at=clock.now)
     assert entitlement_check(customer_external_id="cus_ext_1", service_code="actions").has_access
+
+
+def test_r_a2_removed_access_comes_back_at_the_reset_and_when_an_operator_lifts_it(
+    meter, customer, django_capture_on_commit_callbacks
+):
+    offer, _ = quota_offer(meter, included="100", limit_behaviour="overage")
+    clock = ClockFactory(now=datetime(2026, 3, 10, 9, 0, tzinfo=UTC))
+    subscribe(customer, offer, clock=clock)
+    usage_alert_create(
+        title="Cut off",
+        meter=meter,
+        customer=customer,
+        threshold=Decimal(100),
+        recurrence="every_period",
+        remove_access=True,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(customer, 100)
+    check = {"customer_external_id": "cus_ext_1", "service_code": "actions"}
+    assert not entitlement_check(**check).has_access
+    access_block_lift(block=AccessBlock.objects.get(), at=clock.now)
+    assert entitlement_check(**check).has_access
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(customer, 1)  # still past the threshold, but it fired once this period
+    assert entitlement_check(**check).has_access
+    clock.now = datetime(2026, 4, 1, tzinfo=UTC)  # the reset: a new window, a clean slate
+    clock.save()
+    assert entitlement_check(**check).has_access
 
 
 def test_r_a2_tell_the_sales_team_of_an_upsell_when_a_self_service_user_crosses_a_threshold(
