@@ -434,7 +434,7 @@ def meter_update(*, meter: Meter, **changes: Any) -> Meter:
         # Exclusive even for a rename: meter changes are rare, and deciding under the lock
         # which fields really changed needs the lock taken before the row is read.
         sql.ingest_lock_exclusive()
-        fresh = Meter.objects.select_for_update().filter(pk=meter.pk).first()
+        fresh = Meter.objects.select_for_update(no_key=True).filter(pk=meter.pk).first()
         if fresh is None:
             raise Conflict("The meter was deleted.", code="unknown_meter")
         if fresh.status == MeterStatus.ARCHIVED:
@@ -454,7 +454,7 @@ def meter_archive(*, meter: Meter) -> Meter:
     """Stop counting new events; rollups and events stay. Archiving twice is a no-op."""
     with transaction.atomic():
         sql.ingest_lock_exclusive()
-        fresh = Meter.objects.select_for_update().get(pk=meter.pk)
+        fresh = Meter.objects.select_for_update(no_key=True).get(pk=meter.pk)
         if fresh.status != MeterStatus.ARCHIVED:
             fresh.status = MeterStatus.ARCHIVED
             fresh.archived_at = timezone.now()
@@ -467,7 +467,7 @@ def meter_backfill_start(*, meter: Meter) -> Meter:
     """Re-build a meter's rollups from stored events (e.g. after a failed back-fill)."""
     with transaction.atomic():
         sql.ingest_lock_exclusive()
-        fresh = Meter.objects.select_for_update().get(pk=meter.pk)
+        fresh = Meter.objects.select_for_update(no_key=True).get(pk=meter.pk)
         _backfill_schedule(fresh)
     return fresh
 
@@ -502,16 +502,19 @@ def _backfill_schedule(meter: Meter) -> None:
 
 
 def meter_backfill_run(
-    *, meter_id: int, generation: int, chunk_size: int = BACKFILL_CHUNK
+    *, meter_id: int, generation: int, chunk_size: int | None = None
 ) -> Meter | None:
     """Fold stored events with ids <= ``backfill_upto`` into the meter's rollups.
 
     Safe to run twice and to resume: progress (a cursor on event ids) commits with each
     chunk; a run for a stale ``generation`` stops. Returns the meter, or None if stale.
     """
+    chunk_size = chunk_size or BACKFILL_CHUNK
     while True:
         with transaction.atomic():
-            meter = Meter.objects.select_for_update().filter(pk=meter_id).first()
+            # NO KEY UPDATE: concurrent batches check their rollups' foreign key to this row
+            # (FOR KEY SHARE, at commit); a plain FOR UPDATE would deadlock with them.
+            meter = Meter.objects.select_for_update(no_key=True).filter(pk=meter_id).first()
             if meter is None or meter.generation != generation:
                 return None
             if meter.backfill_status == BackfillStatus.FAILED:
@@ -566,7 +569,7 @@ def meter_backfill_run(
 def _backfill_finish(meter_id: int, generation: int) -> Meter | None:
     with transaction.atomic():
         sql.ingest_lock_exclusive()
-        meter = Meter.objects.select_for_update().filter(pk=meter_id).first()
+        meter = Meter.objects.select_for_update(no_key=True).filter(pk=meter_id).first()
         if meter is None or meter.generation != generation:
             return None
         if meter.backfill_status == BackfillStatus.RUNNING:

@@ -136,17 +136,19 @@ def summary_windows(
         raise ValueError(f"window must be one of {', '.join(SUMMARY_WINDOWS)}.")
     validate_timezone(tz)
     zone = ZoneInfo(tz)
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
     windows: list[tuple[datetime, datetime]] = []
-    at = start
-    while at < end:
-        if len(windows) >= limit:
-            raise TooManyWindows(f"More than {limit} windows; use a larger window.")
-        if window == "hour":
-            boundary = _next_local_hour(at, zone)
-        else:
-            boundary = reset_window(at, window, tz)[1]
-        nxt = min(end, boundary)
-        windows.append((at, nxt))
-        at = nxt
+    try:
+        at, end = start.astimezone(UTC), end.astimezone(UTC)
+        while at < end:
+            if len(windows) >= limit:
+                raise TooManyWindows(f"More than {limit} windows; use a larger window.")
+            if window == "hour":
+                boundary = _next_local_hour(at, zone)
+            else:
+                boundary = reset_window(at, window, tz)[1]
+            nxt = min(end, boundary)
+            windows.append((at, nxt))
+            at = nxt
+    except OverflowError as exc:  # local dates before year 1 or after 9999
+        raise ValueError("Dates out of range.") from exc
     return windows

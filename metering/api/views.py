@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rest_framework import generics, status
 from rest_framework.exceptions import ParseError
@@ -39,7 +39,19 @@ def _datetime_param(request, name: str, *, required: bool = False) -> datetime |
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"`{name}` needs a time zone offset (or Z).", code="naive_datetime")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"`{name}` is out of range.", code="invalid_datetime") from None
+
+
+def _text_param(request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    if "\x00" in raw:
+        raise InvalidInput(f"`{name}` must not contain NUL characters.", code="invalid_parameter")
+    return raw
 
 
 def _customer_id(external_id: str) -> int | None:
@@ -63,20 +75,21 @@ class EventListIngest(generics.ListAPIView):
     row_filter = None
 
     def get_queryset(self):
-        params = self.request.query_params
         customer_id = None
-        if params.get("customer"):
-            customer_id = _customer_id(params["customer"])
+        customer = _text_param(self.request, "customer")
+        if customer:
+            customer_id = _customer_id(customer)
             if customer_id is None:
                 return selectors.event_list().none()
         meter = None
-        if params.get("meter"):
-            meter = selectors.meter_get(meter_id=_meter_id(params["meter"]))
+        meter_param = _text_param(self.request, "meter")
+        if meter_param:
+            meter = selectors.meter_get(meter_id=_meter_id(meter_param))
             compiled = selectors.meter_compiled(meter)
             self.row_filter = lambda event: selectors.event_counted_by(compiled, event)
         return selectors.event_list(
             customer_id=customer_id,
-            name=params.get("name") or None,
+            name=_text_param(self.request, "name"),
             since=_datetime_param(self.request, "since"),
             until=_datetime_param(self.request, "until"),
             meter=meter,
@@ -151,18 +164,17 @@ class MeterSummaries(APIView):
         window = request.query_params.get("window", "day")
         if window not in ("hour", "day", "week", "month"):
             raise InvalidInput("`window` is hour, day, week or month.", code="invalid_window")
-        tz = request.query_params.get("timezone") or "UTC"
+        tz = _text_param(request, "timezone") or "UTC"
         try:
             validate_timezone(tz)
         except ValueError as exc:
             raise InvalidInput(str(exc), code="invalid_timezone") from None
         customer_id = None
-        if request.query_params.get("customer"):
-            customer_id = _customer_id(request.query_params["customer"])
+        customer = _text_param(request, "customer")
+        if customer:
+            customer_id = _customer_id(customer)
             if customer_id is None:
-                raise NotFound(
-                    f"No customer {request.query_params['customer']!r}.", code="unknown_customer"
-                )
+                raise NotFound(f"No customer {customer!r}.", code="unknown_customer")
         try:
             summary = selectors.meter_summaries(
                 meter=meter,
