@@ -67,3 +67,16 @@ def summary_data(summary) -> dict:
         ],
         "total": text(summary.total_value),
     }
+
+
+class SummaryWindowSerializer(serializers.Serializer):
+    """Schema of one window of GET /meters/{id}/summaries (the view builds the dict)."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    value = serializers.CharField(allow_null=True)
+
+
+class SummarySerializer(serializers.Serializer):
+    data = SummaryWindowSerializer(many=True)
+    total = serializers.CharField(allow_null=True)

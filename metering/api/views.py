@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -18,6 +20,7 @@ from .serializers import (
     EventSerializer,
     MeterInputSerializer,
     MeterSerializer,
+    SummarySerializer,
     summary_data,
 )
 
@@ -147,6 +150,7 @@ class MeterDetail(generics.RetrieveUpdateAPIView):
 
 
 class MeterArchive(APIView):
+    @extend_schema(request=None, responses=MeterSerializer)
     def post(self, request, meter_id: int):
         meter = services.meter_archive(meter=selectors.meter_get(meter_id=meter_id))
         return Response(MeterSerializer(meter).data)
@@ -155,6 +159,16 @@ class MeterArchive(APIView):
 class MeterSummaries(APIView):
     """Usage per local hour / day / week / month (R-M7), per customer or all customers."""
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("start", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, required=True),
+            OpenApiParameter("window", str, enum=["hour", "day", "week", "month"]),
+            OpenApiParameter("timezone", str, description="IANA zone, default UTC"),
+            OpenApiParameter("customer", str, description="external_id; all customers if absent"),
+        ],
+        responses=SummarySerializer,
+    )
     def get(self, request, meter_id: int):
         meter = selectors.meter_get(meter_id=meter_id)
         start = _datetime_param(request, "start", required=True)
