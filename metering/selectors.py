@@ -22,10 +22,10 @@ from core.errors import NotFound
 
 from .aggregation import EMPTY, Partial, aggregate, merge, merge_all
 from .filters import parse_filter
-from .models import BackfillStatus, Event, Meter, MeterRollup, MeterStatus
+from .models import BackfillStatus, Event, Granularity, Meter, MeterRollup, MeterStatus
 from .rollups import CompiledMeter
 from .sql import CodePointOrder, DecimalMax, DecimalSum
-from .windows import Segment, merge_segments, plan, summary_windows
+from .windows import DAY, Segment, bucket_ceil, bucket_floor, merge_segments, plan, summary_windows
 
 MAX_SUMMARY_WINDOWS = 1000
 
@@ -289,3 +289,51 @@ def meter_summaries(
     ]
     total = merge_all(partials)
     return MeterSummary(windows=windows, total=total, total_value=total.value(aggregation))
+
+
+def meter_value_upper_bounds(
+    *, meter: Meter, customer_ids: set[int], start: datetime, end: datetime
+) -> dict[int, Decimal] | None:
+    """Per customer, a value no range inside ``[start, end)`` can exceed; one query.
+
+    Read from the meter's day rollups over the whole days around the range (a superset of
+    every alert's events): count -> count; max and last -> the maximum; sum -> count x the
+    largest value (valid even with negative values). A customer without rollups there has
+    nothing to fire on (absent from the result). None when rollups are being rebuilt.
+    """
+    if meter.backfill_status != BackfillStatus.DONE:
+        return None
+    rows = (
+        MeterRollup.objects.filter(
+            meter_id=meter.pk,
+            generation=meter.generation,
+            granularity=Granularity.DAY,
+            customer_id__in=customer_ids,
+            bucket_start__gte=bucket_floor(start, DAY),
+            bucket_start__lt=bucket_ceil(end, DAY),
+        )
+        .values("customer_id")
+        .annotate(n=Sum("count"), largest=DecimalMax("maximum"))
+        .values_list("customer_id", "n", "largest")
+    )
+    bounds = {}
+    for customer_id, count, largest in rows:
+        if meter.aggregation == "count":
+            bounds[customer_id] = Decimal(count)
+        elif largest is not None:
+            largest = Decimal(largest)
+            bounds[customer_id] = (
+                count * max(largest, Decimal(0)) if meter.aggregation == "sum" else largest
+            )
+    return bounds
+
+
+def meter_customers_with_usage(*, meter: Meter, since: datetime) -> set[int]:
+    """Customers with any usage of the meter since ``since`` (from day rollups, one query)."""
+    recent = MeterRollup.objects.filter(
+        meter_id=meter.pk,
+        generation=meter.generation,
+        granularity=Granularity.DAY,
+        bucket_start__gte=bucket_floor(since, DAY),
+    ).values_list("customer_id", flat=True)
+    return set(recent.distinct())

@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Q, Sum
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from billing import periods
@@ -43,10 +43,12 @@ from billing.subscriptions import clock_now
 from core.numbers import decimal_str
 from core.outbox import outbox_publish
 from metering.aggregation import Partial
-from metering.models import BackfillStatus, Granularity, Meter, MeterRollup
-from metering.selectors import meter_partial
-from metering.sql import DecimalMax
-from metering.windows import DAY, bucket_ceil, bucket_floor
+from metering.models import Meter
+from metering.selectors import (
+    meter_customers_with_usage,
+    meter_partial,
+    meter_value_upper_bounds,
+)
 from quotas.balances import balance_partial
 from quotas.models import AddOnPurchase, OfferService, ServiceKind, UsageBalance
 from quotas.selectors import addons_for_offer
@@ -194,43 +196,6 @@ def _touches(deltas: Sequence[Any], span: Span) -> bool:
     return any(d.bucket_start < span.end and d.bucket_start + BUCKET > span.start for d in deltas)
 
 
-def _upper_bounds(
-    meter: Meter, customer_ids: set[int], start: datetime, end: datetime
-) -> dict[int, Decimal] | None:
-    """Per customer, a value no range inside ``[start, end)`` can exceed; one query.
-
-    Read from the meter's day rollups over the whole days around the range (a superset of
-    every alert's events): count -> count; max and last -> the maximum; sum -> count x the
-    largest value (valid even with negative values). A customer without rollups there has
-    nothing to fire on (absent from the result). None when rollups are being rebuilt.
-    """
-    if meter.backfill_status != BackfillStatus.DONE:
-        return None
-    rows = (
-        MeterRollup.objects.filter(
-            meter_id=meter.pk,
-            generation=meter.generation,
-            granularity=Granularity.DAY,
-            customer_id__in=customer_ids,
-            bucket_start__gte=bucket_floor(start, DAY),
-            bucket_start__lt=bucket_ceil(end, DAY),
-        )
-        .values("customer_id")
-        .annotate(n=Sum("count"), largest=DecimalMax("maximum"))
-        .values_list("customer_id", "n", "largest")
-    )
-    bounds = {}
-    for customer_id, count, largest in rows:
-        if meter.aggregation == "count":
-            bounds[customer_id] = Decimal(count)
-        elif largest is not None:
-            largest = Decimal(largest)
-            bounds[customer_id] = (
-                count * max(largest, ZERO) if meter.aggregation == "sum" else largest
-            )
-    return bounds
-
-
 def _usage_candidates(
     alerts: Sequence[UsageAlert],
     customer_ids: Iterable[int],
@@ -276,11 +241,11 @@ def _usage_candidates(
     candidates = []
     for meter_pairs in by_meter.values():
         meter = meter_pairs[0].alert.meter
-        bounds = _upper_bounds(
-            meter,
-            {p.customer_id for p in meter_pairs},
-            min(p.span.start for p in meter_pairs),
-            max(p.span.end for p in meter_pairs),
+        bounds = meter_value_upper_bounds(
+            meter=meter,
+            customer_ids={p.customer_id for p in meter_pairs},
+            start=min(p.span.start for p in meter_pairs),
+            end=max(p.span.end for p in meter_pairs),
         )
         for p in meter_pairs:
             if bounds is not None and bounds.get(p.customer_id, ZERO) < p.alert.threshold:
@@ -735,13 +700,7 @@ def _customers_with_usage(meter: Meter) -> set[int]:
     the last ``KOTA_EVENT_MAX_AGE_DAYS`` (older events are refused, so older usage can't
     move a value now), and every customer on a simulation clock (its time is its own)."""
     since = timezone.now() - timedelta(days=settings.KOTA_EVENT_MAX_AGE_DAYS + 1)
-    recent = MeterRollup.objects.filter(
-        meter_id=meter.pk,
-        generation=meter.generation,
-        granularity=Granularity.DAY,
-        bucket_start__gte=since,
-    ).values_list("customer_id", flat=True)
     clocked = Subscription.objects.filter(
         status__in=LIVE_STATUSES, clock__isnull=False
     ).values_list("customer_id", flat=True)
-    return set(recent.distinct()) | set(clocked)
+    return meter_customers_with_usage(meter=meter, since=since) | set(clocked)
