@@ -7,10 +7,20 @@ def _kick_outbox_dispatch() -> None:
     outbox_dispatch.delay()
 
 
+def _clock_job_run(clock, at):
+    """Alert evaluation as a simulation clock's job, after periods and thresholds (R-A5)."""
+    from .services.evaluation import alerts_evaluate
+
+    customer_ids = clock.subscriptions.values_list("customer_id", flat=True).distinct()
+    fired = alerts_evaluate(customer_ids=list(customer_ids), at=at)
+    return [fired] if any(fired.values()) else []
+
+
 class AlertsConfig(AppConfig):
     name = "alerts"
 
     def ready(self):
+        from billing.clocks import ClockJob, register_clock_job
         from core.outbox import register_outbox_listener
         from metering.hooks import register_usage_listener
 
@@ -22,3 +32,4 @@ class AlertsConfig(AppConfig):
         # New outbox events (invoice.created, quota.*) are dispatched as soon as they commit;
         # the beat sweep catches anything missed.
         register_outbox_listener(_kick_outbox_dispatch)
+        register_clock_job(ClockJob("alerts", run=_clock_job_run))

@@ -501,3 +501,101 @@ class DiscountRedemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.discount} on {self.invoice}"
+
+
+# --------------------------------------------------------------------------- period closes
+
+
+class PeriodCloseReason(models.TextChoices):
+    PERIOD_END = "period_end"
+    CANCELED = "canceled"
+    THRESHOLD_RESET = "threshold_reset", "Threshold reset the billing cycle anchor"
+
+
+class PeriodClose(models.Model):
+    """One billing period of a subscription, closed: invoiced (if anything was due) and rolled.
+
+    The unique (subscription, period_start) makes closing idempotent: a retried or concurrent
+    close finds the row and does nothing (DESIGN.md §4).
+    """
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="period_closes"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(help_text="Where the period really ended (a cancel cuts it).")
+    reason = models.CharField(max_length=16, choices=PeriodCloseReason.choices)
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(help_text="On the subscription's clock.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"], name="period_close_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")), name="period_close_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} · {self.period_start:%Y-%m-%d}–{self.period_end:%Y-%m-%d}"
+
+
+# --------------------------------------------------------------------------- billing thresholds
+
+
+class BillingThreshold(models.Model):
+    """A subscription's monetary billing threshold (R-T1); one row per subscription (R-T6)."""
+
+    subscription = models.OneToOneField(
+        Subscription, on_delete=models.CASCADE, related_name="billing_threshold"
+    )
+    amount_gte = models.DecimalField(
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="Invoice early once the amount due (before tax, R-T5) reaches this.",
+    )
+    reset_billing_cycle_anchor = models.BooleanField(
+        default=False, help_text="A threshold invoice starts a new billing period."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_gte__isnull=True) | Q(amount_gte__gt=0),
+                name="billing_threshold_amount_gt_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"≥ {self.amount_gte}" if self.amount_gte is not None else "no amount threshold"
+
+
+class UsageThreshold(models.Model):
+    """Invoice early once a subscription item's unbilled usage reaches ``usage_gte`` (R-T1)."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="usage_thresholds"
+    )
+    service_code = models.CharField(max_length=64)
+    usage_gte = models.DecimalField(**UNIT)
+
+    class Meta:
+        ordering = ["subscription", "service_code"]
+        constraints = [
+            # R-T6: at most one usage threshold per subscription item.
+            models.UniqueConstraint(
+                fields=["subscription", "service_code"], name="usage_threshold_one_per_item"
+            ),
+            models.CheckConstraint(condition=Q(usage_gte__gt=0), name="usage_threshold_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_code} ≥ {self.usage_gte}"

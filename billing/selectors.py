@@ -107,6 +107,7 @@ def discounts_active(
 class UsageBilled:
     quantity: Decimal
     amount: Decimal
+    measured: Decimal = Decimal(0)  # usage measured when the latest of them was issued
 
 
 def usage_billed(
@@ -114,14 +115,16 @@ def usage_billed(
 ) -> UsageBilled:
     """Usage of a service already invoiced within a period, void invoices excluded (R-T7).
 
-    Sums the usage lines lying inside ``[period_start, period_end]``: their amounts and the
-    ``usage_quantity`` their metadata records, so a later invoice of the period (the
-    period-end one after a threshold invoice) bills only the rest.
+    Sums the usage lines (and their negative adjustments) lying inside
+    ``[period_start, period_end]``: their amounts and the ``usage_quantity`` their metadata
+    records, so a later invoice of the period (the period-end one after a threshold invoice)
+    bills only the rest. ``measured`` is the largest ``measured_quantity`` recorded: what the
+    meter read when the period was last invoiced (usage thresholds count from there).
     """
     lines = (
         InvoiceLine.objects.filter(
             invoice__subscription=subscription,
-            kind=InvoiceLineKind.USAGE,
+            kind__in=[InvoiceLineKind.USAGE, InvoiceLineKind.ADJUSTMENT],
             service_code=service_code,
             period_start__gte=period_start,
             period_end__lte=period_end,
@@ -129,8 +132,10 @@ def usage_billed(
         .exclude(invoice__status=InvoiceStatus.VOID)
         .values_list("amount", "metadata")
     )
-    quantity = amount = Decimal(0)
+    quantity = amount = measured = Decimal(0)
     for line_amount, metadata in lines:
+        metadata = metadata or {}
         amount += line_amount
-        quantity += Decimal(str((metadata or {}).get("usage_quantity", "0")))
-    return UsageBilled(quantity=quantity, amount=amount)
+        quantity += Decimal(str(metadata.get("usage_quantity", "0")))
+        measured = max(measured, Decimal(str(metadata.get("measured_quantity", "0"))))
+    return UsageBilled(quantity=quantity, amount=amount, measured=measured)

@@ -253,3 +253,33 @@ class AddOnPurchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.addon.code} × {self.quantity}"
+
+
+class QuotaReset(models.Model):
+    """A usage-based quota window that began: the log of resets (R-Q1, R-L3).
+
+    Usage lives in one balance row per window, so a new window starts from zero by itself
+    and a seat-based level (one open window) carries over (R-Q4); this row records that the
+    period machinery passed the reset, once (unique), for the console and the clock report.
+    """
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="quota_resets"
+    )
+    offer_service = models.ForeignKey(
+        OfferService, on_delete=models.CASCADE, related_name="quota_resets"
+    )
+    window_start = models.DateTimeField(help_text="The reset instant: the new window's start.")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-window_start", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "offer_service", "window_start"],
+                name="quota_reset_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} · {self.offer_service_id} @ {self.window_start:%Y-%m-%d}"

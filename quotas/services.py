@@ -18,6 +18,7 @@ from core.errors import Conflict, DomainError, InvalidInput
 from metering.models import Meter
 
 from .balances import balance_ensure, balances_rebuild, quota_targets
+from .closing import subscription_roll
 from .models import (
     AddOn,
     AddOnPurchase,
@@ -248,10 +249,11 @@ def _live(subscription: Subscription, at: datetime) -> bool:
 
 @transaction.atomic
 def subscription_cancel(*, subscription: Subscription, at: datetime | str) -> Subscription:
-    """Ask for the subscription to end at ``at`` (an instant, or ``"period_end"``).
+    """Ask for the subscription to end at ``at`` (an instant, ``"period_end"`` or ``"now"``).
 
     Sets ``cancel_at`` (and ``canceled_at``, when it was asked); the period machinery ends the
-    subscription when its clock reaches ``cancel_at``. Asking again moves the date.
+    subscription when its clock reaches ``cancel_at``, invoicing the last (partial) period.
+    ``"now"`` does that at once. Asking again moves the date.
     """
     now = clock_now(subscription.clock)
     if subscription.ended_at is not None or subscription.status in (
@@ -259,7 +261,9 @@ def subscription_cancel(*, subscription: Subscription, at: datetime | str) -> Su
         SubscriptionStatus.ENDED,
     ):
         raise Conflict("The subscription has already ended.", code="subscription_ended")
-    if at == "period_end":
+    if at == "now":
+        cancel_at = now
+    elif at == "period_end":
         cancel_at = periods.period_at(
             subscription.billing_anchor,
             subscription.offer.billing_interval,
@@ -283,6 +287,9 @@ def subscription_cancel(*, subscription: Subscription, at: datetime | str) -> Su
     subscription.cancel_at = cancel_at
     subscription.canceled_at = now
     subscription.save(update_fields=["cancel_at", "canceled_at"])
+    if cancel_at <= now:  # "now": the last period's invoice and the end happen at once
+        subscription_roll(subscription_id=subscription.pk, at=now)
+        subscription.refresh_from_db()
     return subscription
 
 

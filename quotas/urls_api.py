@@ -20,6 +20,11 @@ urlpatterns = [
         name="subscription-usage",
     ),
     path(
+        "subscriptions/<int:pk>/billing-thresholds",
+        views.SubscriptionBillingThresholds.as_view(),
+        name="subscription-billing-thresholds",
+    ),
+    path(
         "subscriptions/<int:pk>/addons",
         views.SubscriptionAddOns.as_view(),
         name="subscription-addons",

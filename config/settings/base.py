@@ -197,6 +197,8 @@ KOTA_QUOTA_ALERT_DEFAULT_PERCENTS = (90, 100)  # R-L4
 # Periodic tasks, written into django-celery-beat's tables by `manage.py setup_schedules`
 # (idempotent): name -> {"task", "every": seconds} or {"task", "crontab": {...}}.
 KOTA_BEAT_SCHEDULE = {
+    "kota: close due periods": {"task": "quotas.close_due_periods", "every": 60},
+    "kota: billing thresholds": {"task": "quotas.evaluate_billing_thresholds", "every": 60},
     "kota: alerts evaluate": {"task": "alerts.evaluate", "every": 60},
     "kota: outbox dispatch": {"task": "alerts.outbox_dispatch", "every": 30},
     "kota: deliveries retry": {"task": "alerts.retry_due", "every": 30},

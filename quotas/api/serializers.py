@@ -184,10 +184,10 @@ class SubscriptionCreateSerializer(serializers.Serializer):
 
 
 class SubscriptionCancelSerializer(serializers.Serializer):
-    at = serializers.CharField(help_text='"period_end" or an ISO 8601 timestamp.')
+    at = serializers.CharField(help_text='"period_end", "now" or an ISO 8601 timestamp.')
 
     def validate_at(self, value: str):
-        if value == "period_end":
+        if value in ("period_end", "now"):
             return value
         return serializers.DateTimeField().to_internal_value(value)
 
@@ -276,4 +276,30 @@ def entitlement_representation(entitlement: Entitlement) -> dict[str, Any]:
         "service": entitlement.service_code,
         "kind": entitlement.kind,
         "subscription": entitlement.subscription_id,
+    }
+
+
+class UsageThresholdSerializer(serializers.Serializer):
+    service = serializers.CharField(max_length=64)
+    usage_gte = serializers.DecimalField(max_digits=38, decimal_places=12, coerce_to_string=True)
+
+
+class BillingThresholdsSerializer(serializers.Serializer):
+    """PUT replaces all; GET reads them (API.md "billing-thresholds", R-T1 … R-T8)."""
+
+    amount_gte = serializers.DecimalField(
+        max_digits=20, decimal_places=6, required=False, allow_null=True, default=None
+    )
+    reset_billing_cycle_anchor = serializers.BooleanField(required=False, default=False)
+    items = UsageThresholdSerializer(many=True, required=False, default=list)
+
+
+def thresholds_representation(thresholds) -> dict[str, Any]:
+    return {
+        "amount_gte": None if thresholds.amount_gte is None else decimal_str(thresholds.amount_gte),
+        "reset_billing_cycle_anchor": thresholds.reset_billing_cycle_anchor,
+        "items": [
+            {"service": item.service_code, "usage_gte": decimal_str(item.usage_gte)}
+            for item in thresholds.items
+        ],
     }

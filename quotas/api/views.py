@@ -7,10 +7,11 @@ from rest_framework.views import APIView
 
 from billing.models import Clock, Customer, Offer, Subscription, SubscriptionStatus
 from core.errors import InvalidInput
-from quotas import selectors, services
+from quotas import selectors, services, thresholds
 
 from .serializers import (
     AddOnPurchaseSerializer,
+    BillingThresholdsSerializer,
     OfferSerializer,
     OfferUpdateSerializer,
     ServiceGroupSerializer,
@@ -20,6 +21,7 @@ from .serializers import (
     SubscriptionSerializer,
     charge_representation,
     entitlement_representation,
+    thresholds_representation,
     usage_representation,
 )
 
@@ -198,3 +200,34 @@ class EntitlementView(APIView):
             customer_external_id=external_id, service_code=service_code
         )
         return Response(entitlement_representation(entitlement))
+
+
+class SubscriptionBillingThresholds(APIView):
+    """A subscription's billing thresholds: a monetary ``amount_gte`` (greater than its fixed
+    fees, R-T4) and one ``usage_gte`` per item (R-T6). Crossing one issues an invoice at once
+    (R-T1); trials (R-T2) and the last 24 h of a period (R-T3) are skipped.
+
+    422 ``threshold_below_fixed_fees``, 422 ``duplicate_usage_threshold``, 400
+    ``unknown_service`` / ``invalid_threshold``.
+    """
+
+    @extend_schema(responses=BillingThresholdsSerializer)
+    def get(self, request, pk: int):
+        subscription = selectors.subscription_get(subscription_id=pk)
+        return Response(
+            thresholds_representation(thresholds.billing_thresholds_get(subscription=subscription))
+        )
+
+    @extend_schema(request=BillingThresholdsSerializer, responses=BillingThresholdsSerializer)
+    def put(self, request, pk: int):
+        subscription = selectors.subscription_get(subscription_id=pk)
+        data = BillingThresholdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = thresholds.billing_thresholds_set(
+            subscription=subscription,
+            amount_gte=values["amount_gte"],
+            reset_billing_cycle_anchor=values["reset_billing_cycle_anchor"],
+            items=[dict(item) for item in values["items"]],
+        )
+        return Response(thresholds_representation(result))

@@ -1,0 +1,441 @@
+"""Period closing (issue 5): invoice each ended billing period, record quota resets, roll on.
+
+It lives in quotas because a period's invoice needs its usage (``subscription_billable_usage``);
+``billing.invoicing.invoice_issue`` writes the invoice. Both the beat (real time) and
+simulation clocks (R-A5) call ``subscription_roll``, which catches up in order: three missed
+month ends close three periods, oldest first, each in its own transaction.
+
+Every step is idempotent by a unique constraint, not by hope: the invoice by its idempotency
+key, the close by ``PeriodClose(subscription, period_start)``, the reset by
+``QuotaReset(subscription, offer_service, window_start)``, and the subscription row is locked
+while one period closes, so a concurrent worker waits and then finds the period rolled.
+
+Usage-based quotas reset by construction (one balance row per reset window); a seat-based
+level is one open window and carries over (R-Q4). What the period-end invoice bills is what
+earlier invoices of the period (billing thresholds) did not (R-T7): ``unbilled_lines``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Context, Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Min, Q
+
+from billing import periods
+from billing.invoicing import InvoiceLineDraft, invoice_issue
+from billing.models import (
+    Clock,
+    InvoiceLine,
+    InvoiceLineKind,
+    InvoiceReason,
+    InvoiceStatus,
+    PendingCharge,
+    PeriodClose,
+    PeriodCloseReason,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.pricing import prorate, round_money
+from billing.selectors import usage_billed
+
+from .balances import quota_targets
+from .models import QuotaReset
+from .selectors import LIVE_STATUSES, subscription_billable_usage
+from .windows import USAGE_BASED
+
+ZERO = Decimal(0)
+_DIVISION = Context(prec=40)
+
+
+# --------------------------------------------------------------------------- invoice lines
+
+
+def _recurring_billed(subscription: Subscription, period_start: datetime) -> set[str]:
+    """Keys of the recurring fees already billed for the period: "fee", "addon:<purchase>"."""
+    rows = (
+        InvoiceLine.objects.filter(
+            invoice__subscription=subscription,
+            kind__in=[InvoiceLineKind.FIXED_FEE, InvoiceLineKind.ADDON],
+            period_start=period_start,
+        )
+        .exclude(invoice__status=InvoiceStatus.VOID)
+        .values_list("kind", "metadata")
+    )
+    return {
+        "fee" if kind == InvoiceLineKind.FIXED_FEE else f"addon:{(meta or {}).get('purchase')}"
+        for kind, meta in rows
+    }
+
+
+def _recurring_lines(
+    subscription: Subscription, period_start: datetime, period_end: datetime, upto: datetime
+) -> list[InvoiceLineDraft]:
+    """The offer's fixed fee and the add-ons' price per interval, once per period, for the
+    part of it served (trial excluded). An add-on's first period is its prorated purchase
+    charge (R-L6), so only periods after the purchase renew it here."""
+    offer = subscription.offer
+    billed = _recurring_billed(subscription, period_start)
+    lines = []
+    if offer.fixed_fee > 0 and "fee" not in billed:
+        fee = _served_share(offer.fixed_fee, subscription, period_start, period_end, upto)
+        if round_money(fee, offer.currency) > 0:
+            lines.append(
+                InvoiceLineDraft(
+                    description=f"{offer.name} ({offer.billing_interval}ly fee)",
+                    kind="fixed_fee",
+                    unit_price=fee,
+                    amount=fee,
+                    period_start=period_start,
+                    period_end=period_end,
+                )
+            )
+    purchases = subscription.addon_purchases.filter(purchased_at__lt=period_start).filter(
+        Q(canceled_at__isnull=True) | Q(canceled_at__gt=period_start)
+    )
+    for purchase in purchases.select_related("addon").order_by("pk"):
+        if f"addon:{purchase.pk}" in billed:
+            continue
+        end = upto if purchase.canceled_at is None else min(upto, purchase.canceled_at)
+        full = purchase.addon.price * purchase.quantity
+        amount = _served_share(full, subscription, period_start, period_end, end)
+        if round_money(amount, offer.currency) > 0:
+            lines.append(
+                InvoiceLineDraft(
+                    description=f"{purchase.addon.name} × {purchase.quantity}",
+                    kind="addon",
+                    service=purchase.addon.service.code,
+                    quantity=Decimal(purchase.quantity),
+                    unit_price=purchase.addon.price,
+                    amount=amount,
+                    period_start=period_start,
+                    period_end=period_end,
+                    metadata={"purchase": purchase.pk},
+                )
+            )
+    return lines
+
+
+def _served_share(
+    amount: Decimal, subscription: Subscription, start: datetime, end: datetime, upto: datetime
+) -> Decimal:
+    """``amount`` x the share of the period ``[start, end)`` served from ``billable_from`` to
+    ``upto`` (a trial at the start, a cancel before the end: exact proration, R-L6's rule)."""
+    offer = subscription.offer
+    billable_from = max(start, subscription.trial_end or start)
+    if upto <= billable_from:
+        return ZERO
+    if billable_from == start and upto >= end:
+        return amount
+
+    def left_after(at: datetime) -> Decimal:
+        return prorate(
+            amount,
+            period_start=start,
+            period_end=end,
+            at=at,
+            interval=offer.billing_interval,
+            tz=offer.timezone,
+        )
+
+    return left_after(billable_from) - left_after(min(upto, end))
+
+
+def unbilled_lines(
+    *, subscription: Subscription, usage_until: datetime, fee_until: datetime
+) -> list[InvoiceLineDraft]:
+    """What an invoice of the current period would bill now that earlier ones of it did not
+    (R-T7).
+
+    * the offer's fixed fee and the add-ons' renewals for ``[period_start, fee_until)``, once
+      per period, nothing for the part in a trial;
+    * per metered service, the price of the period's usage up to ``usage_until`` minus what
+      earlier invoices of the period billed. The difference is taken on the unrounded price
+      against the rounded amounts already billed, so round(total) is what the period bills in
+      all, whatever the pricing model (graduated, volume, package: R-T8) - nothing twice,
+      nothing lost. A level that went down since (seat-based, max, last) gives a negative
+      ``adjustment`` line.
+    """
+    currency = subscription.offer.currency
+    period_start, period_end = subscription.current_period_start, subscription.current_period_end
+    lines = _recurring_lines(subscription, period_start, period_end, fee_until)
+    usage_from = max(period_start, subscription.trial_end or period_start)  # trials are free
+    if usage_until <= usage_from:
+        return lines
+    for usage in subscription_billable_usage(
+        subscription=subscription, period_start=usage_from, period_end=usage_until
+    ):
+        billed = usage_billed(
+            subscription=subscription,
+            service_code=usage.service_code,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        quantity = usage.billable_quantity - billed.quantity
+        amount = usage.amount - billed.amount
+        if quantity == 0 and round_money(amount, currency) == 0:
+            continue
+        if usage.unit_price is not None:
+            unit_price = usage.unit_price
+        else:
+            unit_price = _DIVISION.divide(amount, quantity) if quantity else amount
+        lines.append(
+            InvoiceLineDraft(
+                description=f"{usage.service_name}: {usage.quantity.normalize():f} used",
+                kind="usage" if amount >= 0 else "adjustment",
+                service=usage.service_code,
+                quantity=quantity,
+                unit_price=unit_price if amount >= 0 else -abs(unit_price),
+                amount=amount,
+                pricing_model=usage.pricing_model or "",
+                period_start=period_start,
+                period_end=usage_until,
+                metadata={
+                    "usage_quantity": str(quantity),
+                    "measured_quantity": str(usage.quantity),
+                },
+            )
+        )
+    return lines
+
+
+def _has_pending_charges(subscription: Subscription, at: datetime) -> bool:
+    return PendingCharge.objects.filter(
+        subscription=subscription, invoiced_at__isnull=True, created_at__lte=at
+    ).exists()
+
+
+def invoice_unbilled(
+    *,
+    subscription: Subscription,
+    reason: str,
+    period_start: datetime,
+    period_end: datetime,
+    lines: list[InvoiceLineDraft],
+    at: datetime,
+    idempotency_key: str,
+):
+    """Issue the invoice of ``lines`` (+ pending charges); None when there is nothing to bill."""
+    if not lines and not _has_pending_charges(subscription, at):
+        return None
+    return invoice_issue(
+        subscription=subscription,
+        customer=subscription.customer,
+        reason=reason,
+        period_start=period_start,
+        period_end=period_end,
+        lines=lines,
+        idempotency_key=idempotency_key,
+        at=at,
+    )
+
+
+# --------------------------------------------------------------------------- rolling
+
+
+def subscription_locked(subscription_id: int) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("offer", "customer", "clock")
+        .get(pk=subscription_id)
+    )
+
+
+def effective_period_end(subscription: Subscription) -> datetime:
+    """Where the current period ends: its end, or an earlier requested cancel."""
+    end = subscription.current_period_end
+    if subscription.cancel_at is not None:
+        end = min(end, max(subscription.cancel_at, subscription.current_period_start))
+    return end
+
+
+def _close_current_period(subscription: Subscription, at: datetime) -> dict[str, Any]:
+    """Invoice the current period (which has ended by ``at``) and roll the subscription on."""
+    start = subscription.current_period_start
+    end = effective_period_end(subscription)
+    canceled = end < subscription.current_period_end or subscription.cancel_at == end
+    report: dict[str, Any] = {
+        "subscription": subscription.pk,
+        "period_start": start,
+        "period_end": end,
+        "invoice": None,
+    }
+    if (
+        end > start
+        and not PeriodClose.objects.filter(subscription=subscription, period_start=start).exists()
+    ):
+        lines = unbilled_lines(subscription=subscription, usage_until=end, fee_until=end)
+        invoice = invoice_unbilled(
+            subscription=subscription,
+            reason=InvoiceReason.PERIOD_END,
+            period_start=start,
+            period_end=end,
+            lines=lines,
+            at=end,
+            idempotency_key=f"period_end:{subscription.pk}:{start.isoformat()}",
+        )
+        PeriodClose.objects.create(
+            subscription=subscription,
+            period_start=start,
+            period_end=end,
+            reason=PeriodCloseReason.CANCELED if canceled else PeriodCloseReason.PERIOD_END,
+            invoice=invoice,
+            closed_at=at,
+        )
+        if invoice is not None:
+            report.update(invoice=invoice.pk, number=invoice.number, total=str(invoice.total))
+    if canceled:
+        subscription.status = SubscriptionStatus.CANCELED
+        subscription.ended_at = end
+        report["ended"] = True
+    else:
+        offer = subscription.offer
+        subscription.current_period_start, subscription.current_period_end = periods.period_at(
+            subscription.billing_anchor, offer.billing_interval, end, offer.timezone
+        )
+    subscription.save(
+        update_fields=["status", "ended_at", "current_period_start", "current_period_end"]
+    )
+    return report
+
+
+def _trial_over(subscription: Subscription, at: datetime) -> bool:
+    return (
+        subscription.status == SubscriptionStatus.TRIALING
+        and subscription.trial_end is not None
+        and subscription.trial_end <= at
+    )
+
+
+def subscription_resets_record(*, subscription: Subscription, at: datetime) -> list[dict]:
+    """Record the usage-based quota windows that began after the subscription's start, up to
+    ``at`` and not yet recorded (R-Q1, R-L3); returns the new ones."""
+    recorded = []
+    for target in quota_targets(subscription_ids=[subscription.pk]):
+        if target.kind != USAGE_BASED:
+            continue
+        last = (
+            QuotaReset.objects.filter(
+                subscription_id=target.subscription_id, offer_service_id=target.offer_service_id
+            )
+            .order_by("-window_start")
+            .values_list("window_start", flat=True)
+            .first()
+        )
+        since = last or target.started_at
+        end = at if target.ended_at is None else min(at, target.ended_at)
+        # A window starting exactly at ``end`` is a reset at ``end``: include it.
+        for window in target.windows_between(since, end + timedelta(microseconds=1)):
+            if window.start <= since or window.start > end:
+                continue
+            _, created = QuotaReset.objects.get_or_create(
+                subscription_id=target.subscription_id,
+                offer_service_id=target.offer_service_id,
+                window_start=window.start,
+                defaults={"recorded_at": at},
+            )
+            if created:
+                recorded.append(
+                    {
+                        "subscription": target.subscription_id,
+                        "offer_service": target.offer_service_id,
+                        "reset_at": window.start,
+                    }
+                )
+    return recorded
+
+
+@dataclass
+class RollReport:
+    closes: list[dict[str, Any]]
+    resets: list[dict[str, Any]]
+
+
+def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
+    """Do everything due for one subscription up to ``at``, oldest first: trial end, each
+    ended period's invoice and roll, the end of a canceled subscription, quota resets.
+
+    One transaction per period, under the subscription's row lock; safe to run twice.
+    """
+    report = RollReport(closes=[], resets=[])
+    while True:
+        with transaction.atomic():
+            subscription = subscription_locked(subscription_id)
+            if subscription.status not in LIVE_STATUSES:
+                break
+            if _trial_over(subscription, at):
+                subscription.status = SubscriptionStatus.ACTIVE
+                subscription.save(update_fields=["status"])
+            if effective_period_end(subscription) > at:
+                report.resets += subscription_resets_record(subscription=subscription, at=at)
+                break
+            report.resets += subscription_resets_record(
+                subscription=subscription, at=effective_period_end(subscription)
+            )
+            report.closes.append(_close_current_period(subscription, at))
+    return report
+
+
+# --------------------------------------------------------------------------- what is due
+
+
+def _live(clock: Clock | None):
+    return Subscription.objects.filter(status__in=LIVE_STATUSES, clock=clock)
+
+
+def subscriptions_due(*, clock: Clock | None, at: datetime) -> list[int]:
+    """Live subscriptions (on ``clock``, or on real time) with a period, cancel or trial end
+    due at or before ``at``."""
+    due = (
+        Q(current_period_end__lte=at)
+        | Q(cancel_at__lte=at)
+        | Q(status=SubscriptionStatus.TRIALING, trial_end__lte=at)
+    )
+    return list(_live(clock).filter(due).order_by("pk").values_list("pk", flat=True))
+
+
+def periods_close_due(*, clock: Clock | None, at: datetime) -> RollReport:
+    """Roll every subscription due by ``at`` (the beat's task and the clock's job), then record
+    the quota resets of the clock's other subscriptions."""
+    report = RollReport(closes=[], resets=[])
+    due = subscriptions_due(clock=clock, at=at)
+    for pk in due:
+        one = subscription_roll(subscription_id=pk, at=at)
+        report.closes += one.closes
+        report.resets += one.resets
+    if clock is not None:
+        # Quota windows shorter than the period (a daily quota) reset between period ends.
+        for subscription in _live(clock).exclude(pk__in=due).select_related("offer"):
+            with transaction.atomic():
+                report.resets += subscription_resets_record(subscription=subscription, at=at)
+    return report
+
+
+def clock_next_due(clock: Clock, after: datetime) -> datetime | None:
+    """The first instant after ``after`` when a subscription on ``clock`` has something due:
+    a period end, a cancel, a trial end or a usage-based quota reset."""
+    live = _live(clock)
+    candidates = [
+        live.filter(current_period_end__gt=after).aggregate(at=Min("current_period_end"))["at"],
+        live.filter(cancel_at__gt=after).aggregate(at=Min("cancel_at"))["at"],
+        live.filter(status=SubscriptionStatus.TRIALING, trial_end__gt=after).aggregate(
+            at=Min("trial_end")
+        )["at"],
+    ]
+    targets = quota_targets(subscription_ids=live.values_list("pk", flat=True))
+    for target in targets:
+        if target.kind == USAGE_BASED:
+            candidates.append(target.window_at(after).end)
+    upcoming = [at for at in candidates if at is not None and at > after]
+    return min(upcoming, default=None)
+
+
+def clock_job_run(clock: Clock, at: datetime) -> list[dict[str, Any]]:
+    """The period machinery as a simulation clock's job (billing.clocks)."""
+    report = periods_close_due(clock=clock, at=at)
+    return [{"type": "period_close", **close} for close in report.closes] + [
+        {"type": "quota_reset", **reset} for reset in report.resets
+    ]
