@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 
 from billing import periods
-from billing.invoicing import InvoiceLineDraft, invoice_issue
+from billing.invoicing import InvoiceLineDraft, customer_credit_grant, invoice_issue
 from billing.models import (
     Clock,
     InvoiceLine,
@@ -202,6 +202,39 @@ def unbilled_lines(
     return lines
 
 
+def lines_total(lines: list[InvoiceLineDraft], currency: str) -> Decimal:
+    return sum((round_money(line.raw_amount(), currency) for line in lines), ZERO)
+
+
+def _carry_negative_to_credit(
+    subscription: Subscription, lines: list[InvoiceLineDraft], start: datetime, at: datetime
+) -> list[InvoiceLineDraft]:
+    """A period whose earlier invoices billed more than its whole usage is worth (a level that
+    fell, a volume price that dropped) owes the customer: the invoice comes to zero and the
+    rest becomes customer credit, so the period still bills exactly its usage (R-T7)."""
+    currency = subscription.offer.currency
+    owed = -lines_total(lines, currency)
+    if owed <= 0:
+        return lines
+    customer_credit_grant(
+        customer=subscription.customer,
+        amount=owed,
+        currency=currency,
+        description="Billed earlier in the period beyond its usage",
+        at=at,
+        idempotency_key=f"period_end_credit:{subscription.pk}:{start.isoformat()}",
+    )
+    return [
+        *lines,
+        InvoiceLineDraft(
+            description="Carried to the customer's credit balance",
+            kind="adjustment",
+            unit_price=owed,
+            amount=owed,
+        ),
+    ]
+
+
 def _has_pending_charges(subscription: Subscription, at: datetime) -> bool:
     return PendingCharge.objects.filter(
         subscription=subscription, invoiced_at__isnull=True, created_at__lte=at
@@ -268,6 +301,7 @@ def _close_current_period(subscription: Subscription, at: datetime) -> dict[str,
         and not PeriodClose.objects.filter(subscription=subscription, period_start=start).exists()
     ):
         lines = unbilled_lines(subscription=subscription, usage_until=end, fee_until=end)
+        lines = _carry_negative_to_credit(subscription, lines, start, end)
         invoice = invoice_unbilled(
             subscription=subscription,
             reason=InvoiceReason.PERIOD_END,

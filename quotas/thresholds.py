@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from billing import periods
+from billing.invoice_math import money_str
 from billing.invoicing import invoice_amount_before_tax
 from billing.models import (
     BillingThreshold,
@@ -40,14 +42,27 @@ from billing.models import (
 from billing.selectors import usage_billed
 from billing.subscriptions import clock_now
 from core.errors import DomainError, InvalidInput
+from core.numbers import decimal_str
 from core.outbox import outbox_publish
 
 from .balances import balances_rebuild
-from .closing import effective_period_end, invoice_unbilled, subscription_locked, unbilled_lines
+from .closing import (
+    effective_period_end,
+    invoice_unbilled,
+    lines_total,
+    subscription_locked,
+    unbilled_lines,
+)
 from .models import ResetInterval, ServiceKind
 from .selectors import LIVE_STATUSES, subscription_offer_services
 
 QUIET_BEFORE_END = timedelta(hours=24)  # R-T3
+
+
+def _future_tolerance() -> timedelta:
+    return timedelta(seconds=settings.KOTA_EVENT_FUTURE_TOLERANCE_SECONDS)
+
+
 _AMOUNT_LIMIT = Decimal(10) ** 14
 
 
@@ -114,7 +129,10 @@ def billing_thresholds_set(
         raise DomainError(
             "A monetary threshold must be greater than the subscription's fixed fees (R-T4).",
             code="threshold_below_fixed_fees",
-            details={"fixed_fees": str(fees), "amount_gte": str(amount)},
+            details={
+                "fixed_fees": money_str(fees, subscription.offer.currency),
+                "amount_gte": decimal_str(amount),
+            },
         )
     metered = {
         os.service.code
@@ -248,9 +266,14 @@ def billing_thresholds_evaluate(
     if at < start:
         return None
     reset = threshold is not None and threshold.reset_billing_cycle_anchor
+    # Without a reset, bill every event accepted so far (stamped up to the future tolerance);
+    # with one, the new period owns what is stamped from ``at`` on.
+    usage_until = at if reset else min(end, at + _future_tolerance())
     lines = unbilled_lines(
-        subscription=subscription, usage_until=at, fee_until=at if reset else end
+        subscription=subscription, usage_until=usage_until, fee_until=at if reset else end
     )
+    if lines_total(lines, subscription.offer.currency) <= 0:
+        return None  # nothing to bill (a non-monotone price can even owe the customer)
     crossed = _crossed(subscription, lines, threshold, at)
     if not crossed:
         return None
