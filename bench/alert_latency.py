@@ -21,7 +21,10 @@ arrived), so a latency is the pipeline's, not a queue's. For each crossing:
 * ``webhook``: the receiving server stamps the request once its body is read, after checking
   its ``Kota-Signature`` with ``alerts.signing.verify``.
 
-Exactly once: after a grace period, N crossings must have left exactly N trigger rows, N
+Baseline, same run: the same one-event POST again for each customer (5 -> 6: the same alerts
+are evaluated, nothing fires).
+
+Exactly once: after that and a grace period, N crossings must have left exactly N trigger rows, N
 ``alert.triggered`` outbox events, N deliveries (one attempt each) and N received requests
 with N distinct event ids, all signatures valid, and no trigger for the uncrossed alerts.
 
@@ -364,6 +367,21 @@ def _cross(client, poller, receiver, customer, wait_webhook_s):
     )
 
 
+def _baseline(client, customers) -> list[float]:
+    """The same one-event POST for the same customers, now past 5 and below 50: it evaluates
+    the same alerts but fires nothing (and must not fire the fired one again)."""
+    samples = []
+    for customer in customers:
+        event = {"id": f"again_{customer.external_id}", "name": EVENT_NAME}
+        event["customer"] = customer.external_id
+        t0 = time.perf_counter()
+        status, body = client.request("POST", "/api/v1/events", event)
+        samples.append(time.perf_counter() - t0)
+        if status != 200 or json.loads(body).get("accepted") != 1:
+            raise RuntimeError(f"baseline POST refused: {status} {body[:300]!r}")
+    return samples
+
+
 def _check_exactly_once(receiver, customers, crossed_alerts, other_ids) -> list[tuple[str, bool]]:
     from alerts.models import AlertTrigger, WebhookDelivery
     from core.models import OutboxEvent
@@ -514,6 +532,7 @@ def run(args) -> bool:
                         else:
                             hook_s.append(hook)
                     run_s = time.perf_counter() - run_start
+                    baseline_s = _baseline(client, measured)
                     time.sleep(GRACE_S)
                     checks = _check_exactly_once(receiver, measured, crossed, other_ids)
                     stages = _stages(measured, t0_walls)
@@ -528,7 +547,8 @@ def run(args) -> bool:
                    f"{THRESHOLD - 1} events each before"),
         ("servers", "gunicorn 2 workers; celery worker prefork x2 on "
                     f"{BROKER_URL}; PostgreSQL"),
-        ("POST /api/v1/events response", _fmt(post_s)),
+        ("baseline: POST crossing nothing", _fmt(baseline_s)),
+        ("POST crossing (response)", _fmt(post_s)),
         ("event -> AlertTrigger row visible", _fmt(trigger_s)),
         ("  poll period (resolution)", f"{poller.period_ms:.2f} ms"),
         ("event -> signed webhook received", _fmt(hook_s)),
