@@ -474,6 +474,7 @@ def _fmt(samples: list[float]) -> str:
 def run(args) -> bool:
     n = CROSSINGS_QUICK if getattr(args, "quick", False) else CROSSINGS_FULL
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     with sigterm_as_exit():
         os.environ["CELERY_BROKER_URL"] = BROKER_URL
         if "django" in sys.modules:  # another benchmark ran first in this process
@@ -562,6 +563,12 @@ def run(args) -> bool:
         rows.append(("errors", f"{len(errors)}: {errors[:3]}"))
     rows.append(("worker exit code", str(worker_rc)))
     rows.append(("total time", f"{time.monotonic() - started:.1f} s"))
+    rows.append(
+        (
+            "load average (1 min), start / end",
+            f"{load_before:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (shared machine)",
+        )
+    )
     for label, ok in checks:
         rows.append((f"exactly once: {label}", "ok" if ok else "WRONG"))
     trigger_p99 = harness.percentile(trigger_s, 99) * 1000
