@@ -1,10 +1,21 @@
+import logging
+
 from django.apps import AppConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _kick_outbox_dispatch() -> None:
+    """Best effort, after the publishing transaction committed: a broker error must not fail
+    the request whose changes are already stored; the beat's sweep dispatches what's left."""
+    from kombu.exceptions import OperationalError
+
     from .tasks import outbox_dispatch
 
-    outbox_dispatch.delay()
+    try:
+        outbox_dispatch.delay()
+    except OperationalError:
+        logger.warning("Outbox dispatch not enqueued (broker unreachable); the sweep will.")
 
 
 def _clock_job_run(clock, at):

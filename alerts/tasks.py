@@ -15,10 +15,7 @@ def evaluate(customer_ids: list[int] | None = None) -> dict[str, int]:
 @shared_task(name="alerts.outbox_dispatch")
 def outbox_dispatch() -> int:
     """Turn undispatched outbox events into webhook deliveries (beat sweep + on-commit kick)."""
-    total = 0
-    while ids := webhooks.outbox_dispatch():
-        total += len(ids)
-    return total
+    return webhooks.outbox_dispatch_all()
 
 
 @shared_task(name="alerts.deliver_webhook")

@@ -65,6 +65,26 @@ def outbox_dispatch(*, limit: int = 500, now: datetime | None = None) -> list[in
     The deliveries are enqueued once the transaction commits. Concurrent dispatchers on
     PostgreSQL skip each other's rows (SKIP LOCKED); idempotent either way.
     """
+    return _dispatch_batch(limit=limit, now=now)[1]
+
+
+def outbox_dispatch_all(*, limit: int = 500) -> int:
+    """Dispatch batches until none is left; returns how many deliveries were created.
+
+    Stops on a batch that found no event, not on one that made no delivery: events no
+    endpoint wants (e.g. ``invoice.created`` with only ``alert.triggered`` subscribers) must
+    not end the drain and leave what follows them for the beat's sweep.
+    """
+    total = 0
+    while True:
+        events, ids = _dispatch_batch(limit=limit, now=None)
+        total += len(ids)
+        if not events:
+            return total
+
+
+def _dispatch_batch(*, limit: int, now: datetime | None) -> tuple[int, list[int]]:
+    """One batch: (how many events it dispatched, the pending delivery ids)."""
     now = now or timezone.now()
     with transaction.atomic():
         events = OutboxEvent.objects.filter(dispatched_at__isnull=True).order_by("id")
@@ -72,7 +92,7 @@ def outbox_dispatch(*, limit: int = 500, now: datetime | None = None) -> list[in
             events = events.select_for_update(skip_locked=True)
         events = list(events[:limit])
         if not events:
-            return []
+            return 0, []
         endpoints = list(WebhookEndpoint.objects.filter(is_active=True))
         WebhookDelivery.objects.bulk_create(
             [
@@ -96,7 +116,7 @@ def outbox_dispatch(*, limit: int = 500, now: datetime | None = None) -> list[in
             ).values_list("pk", flat=True)
         )
         transaction.on_commit(lambda: _enqueue(ids))
-    return ids
+    return len(events), ids
 
 
 def _enqueue(ids: list[int]) -> None:
