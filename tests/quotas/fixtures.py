@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from metering.services import event_ingest_batch
+from quotas.models import AddOn
 from quotas.services import subscription_start
 from tests.billing.factories import ClockFactory, ContactFactory, CustomerFactory, OfferFactory
 from tests.metering.factories import MeterFactory
@@ -87,3 +88,20 @@ def tenant(db, django_user_model):
 @pytest.fixture
 def office_subscription(office, tenant, clock):
     return subscription_start(customer=tenant, offer=office, start=NOV_1_ISTANBUL, clock=clock)
+
+
+@pytest.fixture
+def annual(db):
+    """An annual plan of level 2 with a monthly-actions quota and a $400/year add-on."""
+    service = ServiceFactory(code="actions", name="Actions", group__kind="usage_based")
+    offer = OfferFactory(code="annual", billing_interval="year", timezone="UTC", level=2)
+    OfferServiceFactory(offer=offer, service=service, included=1000, reset_interval="month")
+    AddOn.objects.create(
+        code="more-actions",
+        name="More actions",
+        service=service,
+        quantity=Decimal(500),
+        price=Decimal("400.00"),
+        min_level=2,
+    )
+    return offer
