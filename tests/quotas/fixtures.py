@@ -17,6 +17,12 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 NOV_1_ISTANBUL = datetime(2026, 10, 31, 21, 0, tzinfo=UTC)
 
 
+def service_card(html: str, code: str) -> str:
+    """The HTML of one service's card on the customer's subscription page."""
+    start = html.index(f'data-service="{code}"')
+    return html[start : html.index("</article>", start)]
+
+
 class Sender:
     """Sends events through metering's ingestion, as POST /api/v1/events does."""
 
