@@ -23,8 +23,9 @@ demo: migrate
 	$(BIN)/python manage.py load_demo
 
 ## Installs, migrates, loads the demo, then runs web + Celery worker + celery-beat in the foreground.
+## `exec`: make's child is run.sh itself, whose trap stops all three when make is signalled.
 run: demo
-	PORT=$(PORT) BIN=$(BIN) scripts/run.sh
+	exec env PORT=$(PORT) BIN=$(BIN) scripts/run.sh
 
 ## Installs and runs the whole suite (lint, import contract, tests incl. browser tests).
 test: install lint

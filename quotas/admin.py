@@ -1,20 +1,32 @@
 from decimal import Decimal
+from uuid import uuid4
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import action
+from unfold.widgets import (
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminSelectWidget,
+)
 
 from billing.admin import SubscriptionAdmin as BillingSubscriptionAdmin
 from billing.formatting import money_display
 from billing.models import Offer, Subscription
 from billing.pricing import PricingError, parse_pricing
+from core.errors import DomainError
 
+from . import selectors, services
 from .balances import balances_rebuild
+from .forms import AddOnQuantityForm
 from .models import AddOn, AddOnPurchase, OfferService, Service, ServiceGroup, UsageBalance
-from .selectors import subscription_usage
 
 PRICING_MODELS = [
     ("", "No overage pricing"),
@@ -193,6 +205,34 @@ class AddOnPurchaseInline(TabularInline):
         return False
 
 
+class AddOnChoiceForm(AddOnQuantityForm):
+    """Step 1 in the console: one of the add-ons the offer may buy, and how many units."""
+
+    addon = forms.ChoiceField(label="Add-on", widget=UnfoldAdminSelectWidget)
+    field_order = ["addon", "quantity"]
+
+    def __init__(self, *args, addons: list[AddOn], **kwargs):
+        super().__init__(*args, **kwargs)
+        quantity = self.fields["quantity"]
+        quantity.widget = UnfoldAdminIntegerFieldWidget(attrs=quantity.widget.attrs)
+        self.addons = {addon.code: addon for addon in addons}
+        self.fields["addon"].choices = [
+            (code, f"{addon.name} ({addon.code})") for code, addon in self.addons.items()
+        ]
+
+
+class AddOnConfirmForm(AddOnQuantityForm):
+    """Step 2: the quoted purchase; the service decides whether it is allowed (R-L5)."""
+
+    addon = forms.CharField(max_length=100)
+    idempotency_key = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in ("addon", "quantity"):
+            self.fields[field].widget = forms.HiddenInput()
+
+
 admin.site.unregister(Subscription)
 
 
@@ -203,6 +243,7 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
     readonly_fields = [*BillingSubscriptionAdmin.readonly_fields, "usage_panel"]
     inlines = [*BillingSubscriptionAdmin.inlines, AddOnPurchaseInline]
     actions = ["rebuild_balances"]
+    actions_detail = ["buy_addon"]
 
     def get_fieldsets(self, request, obj=None):
         fields = [f for f in self.get_fields(request, obj) if f != "usage_panel"]
@@ -217,7 +258,7 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
         html = render_to_string(
             "quotas/admin_usage_panel.html",
             {
-                "usage": subscription_usage(subscription=obj),
+                "usage": selectors.subscription_usage(subscription=obj),
                 "customer_page": reverse("my:subscription", args=[obj.pk]),
             },
         )
@@ -230,3 +271,83 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
             balances_rebuild(subscription_id=pk) for pk in queryset.values_list("pk", flat=True)
         )
         self.message_user(request, f"{rows} balance rows recomputed.", messages.SUCCESS)
+
+    @action(description="Buy add-on", url_path="buy-addon", permissions=["change"])
+    def buy_addon(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Buy add-on units for the customer (R-L5, R-L6): pick an add-on the offer may buy
+        and a quantity, see the prorated price, confirm. The quotas services decide and
+        charge, as for the customer page; a refusal comes back as a message."""
+        subscription = self.get_object(request, unquote(object_id))
+        if subscription is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        here = reverse("admin:billing_subscription_buy_addon", args=[subscription.pk])
+        if request.method == "POST":
+            return self._addon_purchase(request, subscription, back=here)
+        offer = selectors.offer_get(code=subscription.offer.code)
+        addons = selectors.addons_for_offer(offer)
+        if not addons:
+            messages.warning(
+                request,
+                f"{offer.name} (level {offer.level}) may not buy any add-on (R-L5).",
+            )
+        form = AddOnChoiceForm(request.GET or None, addons=addons)
+        confirm = None
+        if form.is_valid():
+            addon, quantity = form.addons[form.cleaned_data["addon"]], form.cleaned_data["quantity"]
+            confirm = {
+                "addon": addon,
+                "quantity": quantity,
+                "added": addon.quantity * quantity,
+                "full_price": addon.price * quantity,
+                "quote": services.addon_quote(
+                    subscription=subscription, addon=addon, quantity=quantity
+                ),
+                "form": AddOnConfirmForm(
+                    auto_id=False,
+                    initial={
+                        "addon": addon.code,
+                        "quantity": quantity,
+                        "idempotency_key": f"console-{uuid4().hex}",
+                    },
+                ),
+            }
+        return TemplateResponse(
+            request,
+            "quotas/admin_addon_buy.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": subscription,
+                "title": f"Buy an add-on for {subscription}",
+                "offer": offer,
+                "form": form if form.is_bound else AddOnChoiceForm(addons=addons),
+                "confirm": confirm,
+                "change_url": reverse("admin:billing_subscription_change", args=[subscription.pk]),
+            },
+        )
+
+    def _addon_purchase(
+        self, request: HttpRequest, subscription: Subscription, *, back: str
+    ) -> HttpResponse:
+        form = AddOnConfirmForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, f"Not bought: {form.errors.as_text()}")
+            return redirect(back)
+        data = form.cleaned_data
+        try:
+            purchase = services.addon_purchase(
+                subscription=subscription,
+                addon_code=data["addon"],
+                quantity=data["quantity"],
+                idempotency_key=data["idempotency_key"] or None,
+            )
+        except DomainError as exc:
+            messages.error(request, f"Not bought: {exc.message}")
+            return redirect(back)
+        charge = purchase.charge
+        messages.success(
+            request,
+            f"{purchase.addon.name} × {purchase.quantity} bought: the quota is raised now; "
+            f"{money_display(charge.amount, charge.currency)} is charged on the next invoice.",
+        )
+        return redirect("admin:billing_subscription_change", subscription.pk)

@@ -5,7 +5,6 @@ subscriptions; anything else is a 404. Staff may open any subscription page read
 console links to it). Owners and admins may buy add-ons (R-L5, R-L6).
 """
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,13 +15,9 @@ from billing.models import ContactRole, CustomerContact, Subscription
 from core.errors import DomainError
 
 from . import selectors, services
-from .services import MAX_ADDON_UNITS
+from .forms import AddOnQuantityForm
 
 BUYER_ROLES = (ContactRole.OWNER, ContactRole.ADMIN)
-
-
-class AddOnQuantityForm(forms.Form):
-    quantity = forms.IntegerField(min_value=1, max_value=MAX_ADDON_UNITS, initial=1)
 
 
 def _contact(request: HttpRequest) -> CustomerContact | None:

@@ -6,8 +6,8 @@ PORT=${PORT:-8000}
 KEY=$("$BIN/python" manage.py apikey create --name "make run $(date -u +%FT%TZ)")
 
 pids=()
-cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup INT TERM EXIT
+cleanup() { trap - HUP INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup HUP INT TERM EXIT
 
 "$BIN/celery" -A config worker --loglevel=INFO --concurrency=2 >var/worker.log 2>&1 &
 pids+=($!)

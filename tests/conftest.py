@@ -31,6 +31,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+BROWSER_SKIP_NOTICE = "NOTICE: browser tests skipped: install Debian's chromium to run them."
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Repeat the browser skip notice at the end of every run (plain `make test`, -q too):
+    a skipped test is otherwise only an `s` in the progress line."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and BROWSER_SKIP_NOTICE in report.longrepr[2]
+    ]
+    if skipped:
+        terminalreporter.write_sep("-", "browser tests")
+        terminalreporter.write_line(f"{BROWSER_SKIP_NOTICE} ({len(skipped)} skipped)", yellow=True)
+
+
 @pytest.fixture
 def api_key(db):
     _, raw = api_key_create(name="tests")
@@ -63,7 +79,7 @@ def browser():
     if not CHROMIUM:
         if os.environ.get("KOTA_REQUIRE_BROWSER"):
             pytest.fail("Chromium is required (KOTA_REQUIRE_BROWSER=1) but was not found.")
-        pytest.skip("NOTICE: browser tests skipped: install Debian's chromium to run them.")
+        pytest.skip(BROWSER_SKIP_NOTICE)
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls made by the

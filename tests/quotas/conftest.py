@@ -1,3 +1,3 @@
-from tests.quotas.fixtures import clock, office, office_subscription, send, tenant
+from tests.quotas.fixtures import annual, clock, office, office_subscription, send, tenant
 
-__all__ = ["clock", "office", "office_subscription", "send", "tenant"]
+__all__ = ["annual", "clock", "office", "office_subscription", "send", "tenant"]

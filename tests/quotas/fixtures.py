@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from metering.services import event_ingest_batch
+from quotas.models import AddOn
 from quotas.services import subscription_start
 from tests.billing.factories import ClockFactory, ContactFactory, CustomerFactory, OfferFactory
 from tests.metering.factories import MeterFactory
@@ -14,6 +15,12 @@ from tests.quotas.factories import OfferServiceFactory, ServiceFactory
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 # 2026-11-01 00:00 in Istanbul (UTC+3): the shared office's first billing period.
 NOV_1_ISTANBUL = datetime(2026, 10, 31, 21, 0, tzinfo=UTC)
+
+
+def service_card(html: str, code: str) -> str:
+    """The HTML of one service's card on the customer's subscription page."""
+    start = html.index(f'data-service="{code}"')
+    return html[start : html.index("</article>", start)]
 
 
 class Sender:
@@ -87,3 +94,20 @@ def tenant(db, django_user_model):
 @pytest.fixture
 def office_subscription(office, tenant, clock):
     return subscription_start(customer=tenant, offer=office, start=NOV_1_ISTANBUL, clock=clock)
+
+
+@pytest.fixture
+def annual(db):
+    """An annual plan of level 2 with a monthly-actions quota and a $400/year add-on."""
+    service = ServiceFactory(code="actions", name="Actions", group__kind="usage_based")
+    offer = OfferFactory(code="annual", billing_interval="year", timezone="UTC", level=2)
+    OfferServiceFactory(offer=offer, service=service, included=1000, reset_interval="month")
+    AddOn.objects.create(
+        code="more-actions",
+        name="More actions",
+        service=service,
+        quantity=Decimal(500),
+        price=Decimal("400.00"),
+        min_level=2,
+    )
+    return offer

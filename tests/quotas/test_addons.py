@@ -7,30 +7,12 @@ import pytest
 
 from billing.models import Offer, PendingCharge
 from quotas.demo import demo_load
-from quotas.models import AddOn, AddOnPurchase
+from quotas.models import AddOnPurchase
 from quotas.selectors import subscription_active_addons, subscription_usage
 from quotas.services import addon_purchase, subscription_start
-from tests.billing.factories import ClockFactory, CustomerFactory, OfferFactory
-from tests.quotas.factories import OfferServiceFactory, ServiceFactory
+from tests.billing.factories import ClockFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def annual():
-    """An annual plan of level 2 with a monthly-actions quota and a $400/year add-on."""
-    service = ServiceFactory(code="actions", name="Actions", group__kind="usage_based")
-    offer = OfferFactory(code="annual", billing_interval="year", timezone="UTC", level=2)
-    OfferServiceFactory(offer=offer, service=service, included=1000, reset_interval="month")
-    AddOn.objects.create(
-        code="more-actions",
-        name="More actions",
-        service=service,
-        quantity=Decimal(500),
-        price=Decimal("400.00"),
-        min_level=2,
-    )
-    return offer
 
 
 def test_r_l6_400_a_year_with_six_of_twelve_months_left_charges_200(annual):

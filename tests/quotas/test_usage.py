@@ -14,17 +14,11 @@ from quotas.services import addon_purchase, subscription_start
 from tests.billing.factories import ClockFactory, ContactFactory, CustomerFactory, OfferFactory
 from tests.metering.factories import MeterFactory
 from tests.quotas.factories import OfferServiceFactory, ServiceFactory
-from tests.quotas.fixtures import NOV_1_ISTANBUL
+from tests.quotas.fixtures import NOV_1_ISTANBUL, service_card
 
 pytestmark = pytest.mark.django_db
 
 LA = "America/Los_Angeles"
-
-
-def _in_service(html: str, code: str) -> str:
-    """The HTML of one service's card on the subscription page."""
-    start = html.index(f'data-service="{code}"')
-    return html[start : html.index("</article>", start)]
 
 
 @pytest.mark.parametrize(
@@ -62,7 +56,7 @@ def test_r_q2_package_overage_through_ingestion_usage_api_and_page(
     assert body["amount_due_so_far"] == str(Decimal("1500.00") + Decimal(overage))
 
     client.login(username="sahip@ofis.test", password="pw-ofis-123")
-    card = _in_service(
+    card = service_card(
         client.get(f"/my/subscriptions/{office_subscription.id}/").content.decode(), "prints"
     )
     assert f'<strong data-field="used">{prints}</strong>' in card
@@ -346,7 +340,7 @@ def test_r_l7_usage_is_exact_after_every_event(send, client, django_user_model):
             ).remaining
             == 10_000 - i
         )
-        card = _in_service(
+        card = service_card(
             client.get(f"/my/subscriptions/{business.id}/").content.decode(), "monthly-actions"
         )
         assert f'<strong data-field="used">{i}</strong> actions used / ' in card
