@@ -1,10 +1,18 @@
+from zoneinfo import ZoneInfo
+
 from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
-from . import services
+from . import selectors, services
+from .forms import MeterChartForm
 from .models import BackfillStatus, Event, Meter, MeterStatus
+from .selectors import MeterChart
 
 _DEFINITION_FIELDS = ["name", "event_name", "aggregation", "property", "unit", "filter"]
 _BACKFILL_FIELDS = [
@@ -35,6 +43,8 @@ class MeterAdmin(ModelAdmin):
     list_filter = ["aggregation", "status", "backfill_status"]
     search_fields = ["name", "event_name"]
     actions = ["archive_meters", "rebuild_rollups"]
+    actions_list = ["usage_chart"]
+    actions_detail = ["usage_chart_of_meter"]
     fieldsets = [
         (None, {"fields": _DEFINITION_FIELDS}),
         ("Status", {"fields": ["status", "archived_at"]}),
@@ -70,6 +80,44 @@ class MeterAdmin(ModelAdmin):
         obj.pk = meter.pk
         obj.refresh_from_db()
 
+    @action(description="Usage chart", icon="monitoring", url_path="chart", permissions=["view"])
+    def usage_chart(self, request):
+        """Several meters' quantity by day, week or month (R-M7), read from rollups."""
+        data = request.GET.copy()
+        for key, value in MeterChartForm.defaults(timezone.localdate()).items():
+            if key not in data:
+                data.setlist(key, value if isinstance(value, list) else [value])
+        form = MeterChartForm(data)
+        chart, error = None, None
+        if form.is_valid():
+            start, end = form.local_range()
+            try:
+                chart = selectors.meter_chart(
+                    meters=form.cleaned_data["meters"],
+                    start=start,
+                    end=end,
+                    window=form.cleaned_data["window"],
+                    tz=form.cleaned_data["timezone"],
+                    customer_id=form.cleaned_data["customer"],
+                )
+            except ValueError as exc:  # too many months, or dates out of the calendar
+                error = str(exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Meter usage over time",
+            "form": form,
+            "error": error,
+            "chart": chart,
+            "max_points": selectors.MAX_CHART_POINTS,
+            **(_chart_table(chart, form.cleaned_data["timezone"]) if chart else {}),
+        }
+        return TemplateResponse(request, "metering/meter_chart.html", context)
+
+    @action(description="Usage chart", icon="monitoring", url_path="chart", permissions=["view"])
+    def usage_chart_of_meter(self, request, object_id):
+        return redirect(f"{reverse('admin:metering_meter_usage_chart')}?meters={int(object_id)}")
+
     @action(description="Archive (stop counting new events)")
     def archive_meters(self, request, queryset):
         for meter in queryset:
@@ -103,3 +151,26 @@ class EventAdmin(ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _chart_table(chart: MeterChart, tz: str) -> dict:
+    """The chart's points as table rows (exact values) and as Chart.js data (floats)."""
+    label_format = "%Y-%m" if chart.window == "month" else "%Y-%m-%d"
+    labels = [start.astimezone(ZoneInfo(tz)).strftime(label_format) for start, _ in chart.spans]
+    rows = [
+        {"label": label, "values": [summary.windows[i].value for _, summary in chart.summaries]}
+        for i, label in enumerate(labels)
+    ]
+    datasets = [
+        {
+            "label": f"{meter.name} ({meter.unit})" if meter.unit else meter.name,
+            "meterId": meter.pk,
+            "data": [None if w.value is None else float(w.value) for w in summary.windows],
+        }
+        for meter, summary in chart.summaries
+    ]
+    return {
+        "rows": rows,
+        "totals": [summary.total_value for _, summary in chart.summaries],
+        "chart_data": {"labels": labels, "datasets": datasets},
+    }

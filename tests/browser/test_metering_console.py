@@ -1,0 +1,60 @@
+"""The metering console in Debian's Chromium: meter chart, events explorer, filter editor
+(R-M7, R-M3)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from metering import services
+from tests.billing.factories import CustomerFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def console(page, live_server, django_user_model):
+    django_user_model.objects.create_superuser("ops", "ops@kota.test", "console-pass-1")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("input[name=username]", "ops")
+    page.fill("input[name=password]", "console-pass-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page
+
+
+def ingest(events):
+    services.event_ingest_batch(
+        events=[
+            {"name": n, "id": i, "customer": c, "timestamp": at.isoformat(), "properties": p}
+            for n, i, c, at, p in events
+        ],
+        now=NOW,
+    )
+
+
+def test_chart_draws_several_meters(console, live_server):
+    CustomerFactory(external_id="cus_a")
+    services.meter_create(name="API calls", event_name="api_call", unit="calls")
+    services.meter_create(name="Tokens", event_name="llm", aggregation="sum", property="t")
+    ingest(
+        [("api_call", f"c{d}", "cus_a", NOW - timedelta(days=d), {}) for d in range(3)]
+        + [("llm", f"t{d}", "cus_a", NOW - timedelta(days=d), {"t": 7}) for d in range(3)]
+    )
+    page = console
+    page.goto(f"{live_server.url}/admin/metering/meter/")
+    page.get_by_role("link", name="Usage chart").click()
+    page.wait_for_url("**/admin/metering/meter/chart/**")
+    page.select_option("select[name=meters]", label=["API calls", "Tokens"])
+    page.fill("input[name=start]", "2026-11-15")
+    page.fill("input[name=end]", "2026-11-21")
+    page.click("button:has-text('Show')")
+    page.wait_for_selector("#meter-chart-table tbody tr")
+    page.wait_for_function("() => window.Chart && Chart.getChart('meter-chart')")
+    labels = page.evaluate("() => Chart.getChart('meter-chart').data.datasets.map(d => d.label)")
+    assert labels == ["API calls (calls)", "Tokens"]
+    box = page.locator("#meter-chart").bounding_box()
+    assert box["width"] > 300 and box["height"] > 100
+    last_row = page.locator("#meter-chart-table tbody tr").last
+    assert last_row.locator("td").all_inner_texts() == ["1", "7"]
