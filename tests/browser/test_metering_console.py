@@ -58,3 +58,39 @@ def test_chart_draws_several_meters(console, live_server):
     assert box["width"] > 300 and box["height"] > 100
     last_row = page.locator("#meter-chart-table tbody tr").last
     assert last_row.locator("td").all_inner_texts() == ["1", "7"]
+
+
+def test_events_explorer_filters_by_customer_and_pages(console, live_server):
+    CustomerFactory(external_id="cus_a")
+    CustomerFactory(external_id="cus_b")
+    ingest(
+        [
+            (
+                "api_call",
+                f"evt_{i:03}",
+                "cus_a" if i % 2 else "cus_b",
+                NOW - timedelta(minutes=i),
+                {"i": i},
+            )
+            for i in range(120)
+        ]
+    )
+    page = console
+    page.goto(f"{live_server.url}/admin/metering/event/")
+    page.fill("input[name=customer]", "cus_a")
+    page.click("button:has-text('Filter')")
+    page.wait_for_url("**customer=cus_a**")
+    rows = page.locator("#event-explorer tbody tr")
+    first_page = rows.evaluate_all("rows => rows.map(r => r.dataset.eventId)")
+    assert len(first_page) == 50
+    assert set(rows.locator("td:nth-child(3)").all_inner_texts()) == {"cus_a"}
+    rows.first.locator("summary").click()
+    assert '"i": 119' in rows.first.locator("pre").inner_text()
+    page.get_by_role("link", name="Older events").click()
+    page.wait_for_url("**cursor=**")
+    second_page = page.locator("#event-explorer tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.eventId)"
+    )
+    assert len(second_page) == 10
+    assert not set(first_page) & set(second_page)
+    assert page.locator("a[rel=next]").count() == 0
