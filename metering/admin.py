@@ -17,7 +17,7 @@ from unfold.decorators import action, display
 
 from . import selectors, services
 from .api.pagination import EventCursorPagination
-from .forms import EventExplorerForm, MeterChartForm
+from .forms import EventExplorerForm, MeterAdminForm, MeterChartForm
 from .models import BackfillStatus, Event, Meter, MeterStatus
 from .selectors import MeterChart
 
@@ -38,6 +38,7 @@ class MeterAdmin(ModelAdmin):
     """Meters (R-M1..R-M4). Saving goes through the services, so a change of what a meter
     counts re-builds its rollups in the background; progress shows here, read-only."""
 
+    form = MeterAdminForm
     list_display = [
         "name",
         "event_name",

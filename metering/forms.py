@@ -9,6 +9,7 @@ from unfold.widgets import (
     INPUT_CLASSES,
     SELECT_CLASSES,
     UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
     UnfoldAdminTextInputWidget,
 )
 
@@ -157,3 +158,36 @@ class EventExplorerForm(forms.Form):
             "until": data["until"],
             "event_id": data["event_id"].strip() or None,
         }
+
+
+FILTER_HELP = (
+    "Count only the events whose properties match. Each condition is property, comparator, "
+    "value; a group joins its conditions with AND or OR, and groups nest. A value that reads "
+    "as a number (42, -1.5, 1e3) is stored as a number and compared as one; true and false "
+    'are booleans; put a value in double quotes ("42") to compare it as text. An event '
+    "without a property used here is not counted (R-M4). Leave empty to count every event."
+)
+
+
+class FilterEditorWidget(UnfoldAdminTextareaWidget):
+    """The filter JSON (API.md) in a textarea that ``filter_editor.js`` replaces with a
+    structured editor, keeping the textarea as the submitted value and the raw fallback.
+    Its template is in the app's templates/: the default form renderer reads app directories,
+    not the project's."""
+
+    template_name = "metering/widgets/filter_editor.html"
+
+    class Media:
+        js = ["metering/filter_editor.js"]
+        css = {"all": ["metering/console.css"]}
+
+
+class MeterAdminForm(forms.ModelForm):
+    """The meter form of the console: the filter through the structured editor. Validation
+    stays ``Meter.clean`` (``parse_filter`` names the bad clause)."""
+
+    class Meta:
+        model = Meter
+        fields = ["name", "event_name", "aggregation", "property", "unit", "filter"]
+        widgets = {"filter": FilterEditorWidget}
+        help_texts = {"filter": FILTER_HELP}
