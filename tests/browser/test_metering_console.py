@@ -9,6 +9,7 @@ import pytest
 from metering import services
 from metering.models import Meter
 from tests.billing.factories import CustomerFactory
+from tests.metering.factories import NESTED_FILTER
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -132,16 +133,9 @@ def test_filter_editor_builds_a_nested_filter(console, live_server):
 
     meter = Meter.objects.get()
     assert meter.filter == {
-        "conjunction": "and",
+        **NESTED_FILTER,
         "clauses": [
-            {"property": "user_tier", "operator": "equals", "value": "premium"},
-            {
-                "conjunction": "or",
-                "clauses": [
-                    {"property": "method", "operator": "equals", "value": "POST"},
-                    {"property": "tokens", "operator": "greater_than_or_equals", "value": 10},
-                ],
-            },
+            *NESTED_FILTER["clauses"],
             {"property": "code", "operator": "not_equals", "value": "42"},
         ],
     }

@@ -8,21 +8,9 @@ import pytest
 from metering.forms import FilterEditorWidget
 from metering.models import Meter
 
-pytestmark = pytest.mark.django_db
+from .factories import NESTED_FILTER
 
-NESTED = {
-    "conjunction": "and",
-    "clauses": [
-        {"property": "user_tier", "operator": "equals", "value": "premium"},
-        {
-            "conjunction": "or",
-            "clauses": [
-                {"property": "method", "operator": "equals", "value": "POST"},
-                {"property": "tokens", "operator": "greater_than_or_equals", "value": 10},
-            ],
-        },
-    ],
-}
+pytestmark = pytest.mark.django_db
 
 
 def add_meter(admin_client, filter_json):
@@ -33,9 +21,9 @@ def add_meter(admin_client, filter_json):
 
 
 def test_a_valid_nested_filter_is_stored_as_json(admin_client):
-    response = add_meter(admin_client, json.dumps(NESTED))
+    response = add_meter(admin_client, json.dumps(NESTED_FILTER))
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert Meter.objects.get().filter == NESTED
+    assert Meter.objects.get().filter == NESTED_FILTER
 
 
 def test_a_malformed_filter_is_refused_naming_the_clause(admin_client):
