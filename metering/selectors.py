@@ -25,9 +25,21 @@ from .filters import parse_filter
 from .models import BackfillStatus, Event, Granularity, Meter, MeterRollup, MeterStatus
 from .rollups import CompiledMeter
 from .sql import CodePointOrder, DecimalMax, DecimalSum
-from .windows import DAY, Segment, bucket_ceil, bucket_floor, merge_segments, plan, summary_windows
+from .windows import (
+    DAY,
+    Segment,
+    TooManyWindows,
+    bucket_ceil,
+    bucket_floor,
+    merge_segments,
+    plan,
+    summary_windows,
+)
 
 MAX_SUMMARY_WINDOWS = 1000
+# A chart wider than this is unreadable and slow to draw: a coarser window is used instead.
+MAX_CHART_POINTS = 400
+CHART_WINDOWS: tuple[str, ...] = ("day", "week", "month")  # finest first
 
 # ------------------------------------------------------------------------------ meters
 
@@ -71,11 +83,14 @@ def event_list(
     since: datetime | None = None,
     until: datetime | None = None,
     meter: Meter | None = None,
+    event_id: str | None = None,
 ) -> QuerySet[Event]:
     """Events matching the SQL-expressible criteria (R-M7); ``meter`` narrows to its event name
     (and to what was stored before it was archived): its filter and property are checked in
-    Python by ``event_counted_by``."""
+    Python by ``event_counted_by``. ``event_id`` is an exact match (the unique index)."""
     qs = Event.objects.select_related("customer")
+    if event_id is not None:
+        qs = qs.filter(event_id=event_id)
     if customer_id is not None:
         qs = qs.filter(customer_id=customer_id)
     if name is not None:
@@ -289,6 +304,63 @@ def meter_summaries(
     ]
     total = merge_all(partials)
     return MeterSummary(windows=windows, total=total, total_value=total.value(aggregation))
+
+
+@dataclass(frozen=True, slots=True)
+class MeterChart:
+    """Several meters over the same local windows (R-M7); ``window`` may be coarser than the
+    one asked for (``requested_window``) when that one gives too many points."""
+
+    requested_window: str
+    window: str
+    spans: list[tuple[datetime, datetime]]
+    summaries: list[tuple[Meter, MeterSummary]]
+
+    @property
+    def coarsened(self) -> bool:
+        return self.window != self.requested_window
+
+
+def meter_chart(
+    *,
+    meters: Iterable[Meter],
+    start: datetime,
+    end: datetime,
+    window: str,
+    tz: str = "UTC",
+    customer_id: int | None = None,
+    max_points: int = MAX_CHART_POINTS,
+) -> MeterChart:
+    """``meter_summaries`` of each meter over ``[start, end)``, by ``window`` (day, week or
+    month of ``tz``) or, past ``max_points`` windows, the first coarser one that fits.
+
+    Raises ``ValueError`` (bad window, zone or dates) or ``TooManyWindows`` when even months
+    are too many.
+    """
+    if window not in CHART_WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(CHART_WINDOWS)}.")
+    for candidate in CHART_WINDOWS[CHART_WINDOWS.index(window) :]:
+        try:
+            spans = summary_windows(start, end, candidate, tz, limit=max_points)
+        except TooManyWindows:
+            continue
+        summaries = [
+            (
+                meter,
+                meter_summaries(
+                    meter=meter,
+                    start=start,
+                    end=end,
+                    window=candidate,
+                    tz=tz,
+                    customer_id=customer_id,
+                    limit=max_points,
+                ),
+            )
+            for meter in meters
+        ]
+        return MeterChart(window, candidate, spans, summaries)
+    raise TooManyWindows(f"More than {max_points} months; choose a shorter range.")
 
 
 def meter_value_upper_bounds(

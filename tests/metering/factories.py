@@ -11,3 +11,19 @@ class MeterFactory(factory.django.DjangoModelFactory):
     event_name = "api_call"
     aggregation = "count"
     unit = "calls"
+
+
+# A filter with a nested OR group and a number value (R-M3), as the API and console take it.
+NESTED_FILTER = {
+    "conjunction": "and",
+    "clauses": [
+        {"property": "user_tier", "operator": "equals", "value": "premium"},
+        {
+            "conjunction": "or",
+            "clauses": [
+                {"property": "method", "operator": "equals", "value": "POST"},
+                {"property": "tokens", "operator": "greater_than_or_equals", "value": 10},
+            ],
+        },
+    ],
+}
