@@ -23,6 +23,11 @@ def main() -> int:
         "names", nargs="*", help=f"benchmarks to run (default: all of {BENCHMARKS})"
     )
     parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep an already-seeded bench database of the same sizes (usage, entitlement)",
+    )
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
