@@ -143,7 +143,9 @@ def timing_summary(samples_s: list[float]) -> dict[str, float]:
 
 def report(title: str, rows: list[tuple[str, str]], verdicts: list[tuple[str, bool]]) -> bool:
     """Print one benchmark's figures and its targets; returns whether every target was met."""
-    width = max(len(label) for label, _ in rows) if rows else 10
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    rows = [*rows, ("machine load (1/5/15 min)", f"{load} on {os.cpu_count()} cores (shared)")]
+    width = max(len(label) for label, _ in rows)
     print(f"\n== {title}")
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
@@ -491,7 +493,7 @@ def http_run(
 
 # --------------------------------------------------------------------------- the 10 M seed
 
-SEED_VERSION = 1
+SEED_VERSION = 2
 
 
 def drop_indexes(cursor, table: str) -> list[str]:
@@ -570,12 +572,16 @@ def rollups_build_sql(cursor, meters) -> None:
             cursor.execute(_COARSER_ROLLUPS_SQL, {**args, "granularity": granularity})
 
 
+#: The first 1 % of the customers ("hot") send this share of the events.
+HOT_SHARE = 0.3
+
 _EVENTS_SQL = """
 INSERT INTO metering_event (event_id, name, customer_id, "timestamp", properties, received_at)
 SELECT 'ev-' || g,
   CASE WHEN r < 0.5 THEN 'api_call' WHEN r < 0.8 THEN 'llm_request'
        WHEN r < 0.9 THEN 'storage' ELSE 'seats' END,
-  %(cmin)s + floor(random() * %(ncust)s)::bigint,
+  CASE WHEN random() < %(hot_share)s THEN %(cmin)s + floor(random() * %(nhot)s)::bigint
+       ELSE %(cmin)s + %(nhot)s + floor(random() * (%(ncust)s - %(nhot)s))::bigint END,
   %(start)s::timestamptz + random() * (%(end)s::timestamptz - %(start)s::timestamptz),
   CASE WHEN r < 0.5 THEN jsonb_build_object(
          'region', (ARRAY['eu','us','ap'])[1 + floor(random() * 3)::int],
@@ -594,7 +600,8 @@ FROM (SELECT g, random() AS r FROM generate_series(%(lo)s::bigint, %(hi)s::bigin
 
 def seed_usage(args) -> dict:
     """The shared 10 M-event database of `usage` and `entitlement` (sizes: BENCH_EVENTS,
-    BENCH_CUSTOMERS). With `--reuse` an existing seed of the same sizes is kept.
+    BENCH_CUSTOMERS; the first 1 % of the customers are "hot" and send HOT_SHARE of the
+    events). With `--reuse` an existing seed of the same sizes is kept.
 
     1. meters (metering service), catalog and offers (quotas services), customers (bulk),
        one subscription each (``subscription_start``, anchored at ``period_start``), all
@@ -609,7 +616,14 @@ def seed_usage(args) -> dict:
     events = size("events", 10_000_000, 200_000, args)
     customers = size("customers", 1_000, 100, args)
     rollups_mode = os.environ.get("BENCH_ROLLUPS", "sql")  # or "backfill" (the app's, slow)
-    wanted = {"version": SEED_VERSION, "events": events, "customers": customers}
+    hot = max(1, customers // 100)
+    wanted = {
+        "version": SEED_VERSION,
+        "events": events,
+        "customers": customers,
+        "hot_customers": hot,
+        "hot_share": HOT_SHARE,
+    }
     if reuse_requested(args) and database_exists():
         setup_django(fresh=False)
         from django.db import connection
@@ -664,6 +678,8 @@ def seed_usage(args) -> dict:
                 {
                     "cmin": ids[0],
                     "ncust": len(ids),
+                    "nhot": hot,
+                    "hot_share": HOT_SHARE,
                     "start": period_start,
                     "end": end,
                     "lo": lo,

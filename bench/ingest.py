@@ -13,7 +13,8 @@ The baseline: ``COPY`` of exactly the rows stored (same columns, same JSON text)
 foreign key), from one connection, after the HTTP run.
 
 Sizes: BENCH_INGEST_EVENTS (1,000,000; --quick 30,000), BENCH_INGEST_CUSTOMERS (10,000;
---quick 1,000), BENCH_WORKERS (gunicorn workers, 3), BENCH_CONNECTIONS (client threads, 4).
+--quick 1,000), BENCH_WORKERS (gunicorn workers, 3), BENCH_CONNECTIONS (client threads, 4);
+BENCH_INGEST_SUBSCRIPTIONS=0 leaves the customers without subscriptions (no quota work).
 """
 
 import datetime as dt
@@ -119,7 +120,9 @@ def run(args) -> bool:
     customers = harness.customers_bulk(n_customers)
     now = timezone.now()
     period_start = (now - dt.timedelta(days=25)).replace(hour=0, minute=0, second=0, microsecond=0)
-    harness.subscribe_bulk([cid for _, cid in customers], offers, period_start)
+    subscribed = harness.size("ingest_subscriptions", 1, 1, args) != 0
+    if subscribed:
+        harness.subscribe_bulk([cid for _, cid in customers], offers, period_start)
     key = harness.api_key()
     harness.log(
         f"catalog, {n_customers:,} customers and subscriptions: {time.perf_counter() - t:.1f}s"
@@ -184,7 +187,7 @@ def run(args) -> bool:
         (
             "sizes",
             f"{total:,} events in batches of {BATCH:,}, {n_customers:,} customers, "
-            f"5 meters with filters, {n_customers:,} subscriptions",
+            f"5 meters with filters, {n_customers if subscribed else 0:,} subscriptions",
         ),
         ("server", f"gunicorn {workers} sync workers, {connections} client connections"),
         (
