@@ -12,7 +12,7 @@ latency on one keep-alive connection, then throughput over BENCH_CONNECTIONS con
 floor's p99 (checked in both phases). A few answers are checked against the meter's value
 read from rollups (``metering.selectors.meter_value``).
 
-Sizes: BENCH_ENTITLEMENT_REQUESTS per endpoint and phase (4,000; --quick 400).
+Sizes: BENCH_ENTITLEMENT_REQUESTS per endpoint and phase (4,000; --quick 200).
 """
 
 import json
@@ -47,7 +47,7 @@ def run(args) -> bool:
     from metering import selectors
     from metering.models import Meter
 
-    requests = harness.size("entitlement_requests", 4000, 400, args)
+    requests = harness.size("entitlement_requests", 4000, 200, args)
     workers = harness.size("workers", 2, 2, args)
     connections = harness.size("connections", workers, workers, args)
     key = harness.api_key()

@@ -613,8 +613,8 @@ def seed_usage(args) -> dict:
     """
     import datetime as dt
 
-    events = size("events", 10_000_000, 200_000, args)
-    customers = size("customers", 1_000, 100, args)
+    events = size("events", 10_000_000, 100_000, args)
+    customers = size("customers", 1_000, 50, args)
     rollups_mode = os.environ.get("BENCH_ROLLUPS", "sql")  # or "backfill" (the app's, slow)
     hot = max(1, customers // 100)
     wanted = {
