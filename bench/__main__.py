@@ -2,7 +2,11 @@
 
 Each benchmark is a module in this package with `run(args) -> bool` (targets met) and is listed
 in BENCHMARKS. They need the local PostgreSQL (BENCH_DATABASE_URL, default kota_bench, which is
-dropped and recreated).
+dropped and recreated; `ingest` uses the same name + "_ingest").
+
+`usage` and `entitlement` share one seeded database of 10 M events; `--reuse` (or BENCH_REUSE=1)
+keeps it when it was seeded with the same sizes, so running both seeds once. Sizes and knobs come
+from BENCH_* environment variables (see each module's docstring); `--quick` is a smoke run.
 """
 
 import argparse
@@ -23,6 +27,11 @@ def main() -> int:
         "names", nargs="*", help=f"benchmarks to run (default: all of {BENCHMARKS})"
     )
     parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep an already-seeded bench database of the same sizes (usage, entitlement)",
+    )
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
