@@ -152,12 +152,12 @@ def unbilled_lines(
 
     * the offer's fixed fee and the add-ons' renewals for ``[period_start, fee_until)``, once
       per period, nothing for the part in a trial;
-    * per metered service, the price of the period's usage up to ``usage_until`` minus what
-      earlier invoices of the period billed. The difference is taken on the unrounded price
-      against the rounded amounts already billed, so round(total) is what the period bills in
-      all, whatever the pricing model (graduated, volume, package: R-T8) - nothing twice,
-      nothing lost. A level that went down since (seat-based, max, last) gives a negative
-      ``adjustment`` line.
+    * per metered service, the price of the period's usage up to ``usage_until``, rounded
+      once, minus what earlier invoices of the period billed, so round(total) is what the
+      period bills in all, whatever the pricing model (graduated, volume, package: R-T8) -
+      nothing twice,
+      nothing lost. A level that went down since (seat-based, max, last) or a price that fell
+      (volume tiers) gives a negative ``adjustment`` line.
     """
     currency = subscription.offer.currency
     period_start, period_end = subscription.current_period_start, subscription.current_period_end
@@ -175,7 +175,10 @@ def unbilled_lines(
             period_end=period_end,
         )
         quantity = usage.billable_quantity - billed.quantity
-        amount = usage.amount - billed.amount
+        # The period's price is rounded once; the line is what it leaves after the rounded
+        # amounts already billed (rounding the difference instead would round negatives
+        # away from zero and lose a cent).
+        amount = round_money(usage.amount, currency) - billed.amount
         if quantity == 0 and round_money(amount, currency) == 0:
             continue
         if usage.unit_price is not None:
