@@ -1,11 +1,18 @@
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import action
 
 from core.errors import DomainError
 
-from . import invoicing
+from . import clocks, invoicing
 from .formatting import money_display
 from .models import (
     Clock,
@@ -16,6 +23,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     InvoiceStatus,
+    PeriodClose,
     Subscription,
 )
 from .pricing import minor_units, round_money
@@ -55,10 +63,92 @@ class SubscriptionAdmin(ModelAdmin):
     date_hierarchy = "current_period_start"
 
 
+class ClockAdvanceForm(forms.Form):
+    to = forms.DateTimeField(
+        label="Advance to",
+        help_text="An instant after the clock's, with its offset (e.g. 2027-01-01T00:00:00+00:00).",
+    )
+
+
+# Quick steps for the console: watch a day, a week or a month pass in seconds.
+CLOCK_STEPS = {
+    "1 day": timedelta(days=1),
+    "1 week": timedelta(weeks=1),
+    "31 days": timedelta(days=31),
+}
+
+
 @admin.register(Clock)
 class ClockAdmin(ModelAdmin):
-    list_display = ["name", "now", "updated_at"]
+    """Simulation clocks (R-A5): the "Advance" page runs, in time order, every period close,
+    quota reset, billing threshold and alert evaluation due, and shows what ran."""
+
+    list_display = ["name", "now", "subscription_count", "updated_at"]
     search_fields = ["name"]
+    actions_detail = ["advance"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(subscription_total=Count("subscriptions"))
+
+    @admin.display(description="Subscriptions", ordering="subscription_total")
+    def subscription_count(self, obj: Clock) -> int:
+        return obj.subscription_total
+
+    @action(description="Advance", url_path="advance", permissions=["change"])
+    def advance(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        clock = self.get_object(request, unquote(object_id))
+        if clock is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        result = None
+        form = ClockAdvanceForm(request.POST or None, initial={"to": clock.now})
+        if request.method == "POST":
+            step = CLOCK_STEPS.get(request.POST.get("step", ""))
+            to = (
+                clock.now + step if step else (form.cleaned_data["to"] if form.is_valid() else None)
+            )
+            if to is not None:
+                try:
+                    result = clocks.clock_advance(clock=clock, to=to)
+                except DomainError as exc:
+                    messages.error(request, f"Not advanced: {exc.message}")
+                else:
+                    ran = sum(len(step["ran"]) for step in result.steps)
+                    messages.success(
+                        request,
+                        f"{clock.name} is now at {clock.now:%Y-%m-%d %H:%M %Z}; {ran} thing(s) ran.",
+                    )
+                    form = ClockAdvanceForm(initial={"to": clock.now})
+        return TemplateResponse(
+            request,
+            "billing/admin_clock_advance.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": clock,
+                "title": f"Advance {clock.name}",
+                "form": form,
+                "steps": list(CLOCK_STEPS),
+                "result": result,
+                "change_url": reverse("admin:billing_clock_change", args=[clock.pk]),
+            },
+        )
+
+
+@admin.register(PeriodClose)
+class PeriodCloseAdmin(ModelAdmin):
+    """The log of closed billing periods: written by the period machinery, read here."""
+
+    list_display = ["subscription", "period_start", "period_end", "reason", "invoice", "closed_at"]
+    list_filter = ["reason"]
+    list_select_related = ["subscription__customer", "subscription__offer", "invoice"]
+    search_fields = ["subscription__customer__external_id", "invoice__number"]
+    date_hierarchy = "period_start"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 # --------------------------------------------------------------------------- invoices

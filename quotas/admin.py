@@ -23,10 +23,19 @@ from billing.models import Offer, Subscription
 from billing.pricing import PricingError, parse_pricing
 from core.errors import DomainError
 
-from . import selectors, services
+from . import selectors, services, thresholds
 from .balances import balances_rebuild
 from .forms import AddOnQuantityForm
-from .models import AddOn, AddOnPurchase, OfferService, Service, ServiceGroup, UsageBalance
+from .models import (
+    AddOn,
+    AddOnPurchase,
+    OfferService,
+    QuotaReset,
+    Service,
+    ServiceGroup,
+    ServiceKind,
+    UsageBalance,
+)
 
 PRICING_MODELS = [
     ("", "No overage pricing"),
@@ -243,7 +252,7 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
     readonly_fields = [*BillingSubscriptionAdmin.readonly_fields, "usage_panel"]
     inlines = [*BillingSubscriptionAdmin.inlines, AddOnPurchaseInline]
     actions = ["rebuild_balances"]
-    actions_detail = ["buy_addon"]
+    actions_detail = ["buy_addon", "billing_thresholds"]
 
     def get_fieldsets(self, request, obj=None):
         fields = [f for f in self.get_fields(request, obj) if f != "usage_panel"]
@@ -351,3 +360,103 @@ class SubscriptionAdmin(BillingSubscriptionAdmin):
             f"{money_display(charge.amount, charge.currency)} is charged on the next invoice.",
         )
         return redirect("admin:billing_subscription_change", subscription.pk)
+
+    @action(description="Billing thresholds", url_path="billing-thresholds", permissions=["change"])
+    def billing_thresholds(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Set the subscription's billing thresholds (R-T1): the quotas service validates them
+        (R-T4, R-T6) exactly as for the API; a refusal comes back as a message."""
+        subscription = self.get_object(request, unquote(object_id))
+        if subscription is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        current = thresholds.billing_thresholds_get(subscription=subscription)
+        services_metered = [
+            os.service
+            for os in selectors.subscription_offer_services(subscription)
+            if os.service.kind != ServiceKind.ON_OFF
+        ]
+        usage = {item.service_code: item.usage_gte for item in current.items}
+        form = BillingThresholdsForm(
+            request.POST or None,
+            services=services_metered,
+            initial={
+                "amount_gte": current.amount_gte,
+                "reset_billing_cycle_anchor": current.reset_billing_cycle_anchor,
+                **{f"usage_{code}": value for code, value in usage.items()},
+            },
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                thresholds.billing_thresholds_set(
+                    subscription=subscription,
+                    amount_gte=form.cleaned_data["amount_gte"],
+                    reset_billing_cycle_anchor=form.cleaned_data["reset_billing_cycle_anchor"],
+                    items=form.items(),
+                )
+            except DomainError as exc:
+                messages.error(request, f"Not saved: {exc.message}")
+            else:
+                messages.success(request, "Billing thresholds saved.")
+                return redirect("admin:billing_subscription_change", subscription.pk)
+        return TemplateResponse(
+            request,
+            "quotas/admin_billing_thresholds.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": subscription,
+                "title": f"Billing thresholds of {subscription}",
+                "form": form,
+                "fixed_fees": money_display(
+                    thresholds.subscription_fixed_fees(subscription), subscription.offer.currency
+                ),
+                "change_url": reverse("admin:billing_subscription_change", args=[subscription.pk]),
+            },
+        )
+
+
+class BillingThresholdsForm(forms.Form):
+    amount_gte = forms.DecimalField(
+        label="Invoice when the amount due reaches",
+        required=False,
+        max_digits=20,
+        decimal_places=6,
+        help_text="Before tax, after discounts and credits (R-T5); above the fixed fees (R-T4).",
+    )
+    reset_billing_cycle_anchor = forms.BooleanField(
+        label="A threshold invoice starts a new billing period", required=False
+    )
+
+    def __init__(self, *args, services, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.service_codes = [service.code for service in services]
+        for service in services:
+            self.fields[f"usage_{service.code}"] = forms.DecimalField(
+                label=f"Invoice when {service.name} used since the last invoice reaches",
+                required=False,
+                max_digits=38,
+                decimal_places=12,
+                min_value=Decimal("0.000000000001"),
+            )
+
+    def items(self) -> list[dict]:
+        return [
+            {"service": code, "usage_gte": self.cleaned_data[f"usage_{code}"]}
+            for code in self.service_codes
+            if self.cleaned_data.get(f"usage_{code}") is not None
+        ]
+
+
+@admin.register(QuotaReset)
+class QuotaResetAdmin(ModelAdmin):
+    """The log of usage-based quota resets, written by the period machinery (R-Q1, R-L3)."""
+
+    list_display = ["subscription", "offer_service", "window_start", "recorded_at"]
+    list_select_related = ["subscription__customer", "offer_service__service"]
+    search_fields = ["subscription__customer__external_id"]
+    date_hierarchy = "window_start"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -7,15 +7,18 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Customer, CustomerContact, Offer, Subscription
+from billing.clocks import clock_create
+from billing.models import BillingThreshold, Clock, Customer, CustomerContact, Offer, Subscription
 from metering.models import Meter
 from metering.services import event_ingest_batch
 
 from .models import AddOn, OfferService, Service, ServiceGroup
 from .services import subscription_start
+from .thresholds import billing_thresholds_set
 
 STAFF = ("admin", "admin")
 CUSTOMER_PASSWORD = "demo"
+DEMO_CLOCK = "Demo: preview the month"
 
 # R-L1: active automations (seat-based) and monthly actions (usage-based); None = unlimited.
 AUTOMATION_PLANS = [
@@ -75,14 +78,22 @@ def _customer(external_id, name, contacts) -> Customer:
     return customer
 
 
-def _subscribe(customer, offer) -> Subscription:
+def _subscribe(customer, offer, clock: Clock | None = None) -> Subscription:
     """Subscribed since the 1st of this month, local midnight in the offer's zone."""
     existing = Subscription.objects.filter(customer=customer, offer=offer).first()
     if existing:
         return existing
-    local_now = timezone.now().astimezone(ZoneInfo(offer.timezone))
+    now = clock.now if clock is not None else timezone.now()
+    local_now = now.astimezone(ZoneInfo(offer.timezone))
     start = local_now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return subscription_start(customer=customer, offer=offer, start=start)
+    return subscription_start(customer=customer, offer=offer, start=start, clock=clock)
+
+
+def _demo_clock() -> Clock:
+    """A simulation clock (R-A5): an operator advances it in the console (Clocks → Advance)
+    and watches the month end: invoices, resets, thresholds and alerts."""
+    clock = Clock.objects.filter(name=DEMO_CLOCK).first()
+    return clock or clock_create(name=DEMO_CLOCK, now=timezone.now())
 
 
 def _addon(code, name, service, **fields) -> AddOn:
@@ -258,11 +269,17 @@ def demo_load() -> list[str]:
     _subscribe(acme, ai)
     _subscribe(globex, plans["free"])
     _subscribe(ofis, office)
+    preview = _customer("cus_preview", "Preview Ltd", [("owner@preview.test", "owner")])
+    clock = _demo_clock()
+    _subscribe(preview, office, clock)
+    ai_preview = _subscribe(preview, ai, clock)
+    if not BillingThreshold.objects.filter(subscription=ai_preview).exists():
+        billing_thresholds_set(subscription=ai_preview, amount_gte="50.00")  # R-T1
     _usage()
 
     return [
         f"Demo ready: {Offer.objects.count()} offers, {Customer.objects.count()} customers, "
-        f"{Subscription.objects.count()} subscriptions.",
+        f"{Subscription.objects.count()} subscriptions; clock {DEMO_CLOCK!r} for previews.",
         f"Staff login: {STAFF[0]} / {STAFF[1]}; customer logins: owner@acme.test / "
         f"{CUSTOMER_PASSWORD}",
     ]
