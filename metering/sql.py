@@ -55,7 +55,25 @@ def ingest_lock_exclusive() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK_KEY])
 
 
+# --------------------------------------------------------------------------- arrays
+
+
+def unnest_select(types: tuple[str, ...]) -> str:
+    """``SELECT * FROM unnest(%s::t1[], %s::t2[], ...)``: on PostgreSQL a multi-row insert
+    passes one array per column, so a batch of any size is a handful of parameters (a
+    thousand-row ``VALUES`` list costs more to bind and parse than to run). Rows come out in
+    the arrays' order, so sorted rows still lock in key order."""
+    return "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+
+
+def columns_of(rows: list[tuple], width: int) -> list[list[Any]]:
+    """Rows -> one list per column (the arrays ``unnest_select`` takes)."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 # --------------------------------------------------------------------------- events
+
+_EVENT_TYPES = ("text", "text", "bigint", "timestamptz", "jsonb", "timestamptz")
 
 
 def events_insert(rows: list[tuple]) -> set[str]:
@@ -70,22 +88,26 @@ def events_insert(rows: list[tuple]) -> set[str]:
     pg = is_postgres()
     adapt = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name("metering_event")
-    row_sql = "(%s,%s,%s,%s,%s::jsonb,%s)" if pg else "(%s,%s,%s,%s,%s,%s)"
+    columns = '(event_id, name, customer_id, "timestamp", properties, received_at)'
+    if pg:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} {columns} {unnest_select(_EVENT_TYPES)} "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                columns_of(rows, len(_EVENT_TYPES)),
+            )
+            return {r[0] for r in cursor.fetchall()}
+    row_sql = "(%s,%s,%s,%s,%s,%s)"
     inserted: set[str] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
-            if pg:
-                for row in chunk:
-                    params.extend(row)
-            else:
-                for event_id, name, customer_id, timestamp, props, received_at in chunk:
-                    params += (event_id, name, customer_id, adapt(timestamp), props)
-                    params.append(adapt(received_at))
+            for event_id, name, customer_id, timestamp, props, received_at in chunk:
+                params += (event_id, name, customer_id, adapt(timestamp), props)
+                params.append(adapt(received_at))
             cursor.execute(
-                f"INSERT INTO {table} "
-                '(event_id, name, customer_id, "timestamp", properties, received_at) '
+                f"INSERT INTO {table} {columns} "
                 f"VALUES {','.join([row_sql] * len(chunk))} "
                 "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
                 params,
@@ -111,6 +133,21 @@ _ROLLUP_COLUMNS = (
 )
 
 
+_ROLLUP_TYPES = (
+    "bigint",
+    "integer",
+    "bigint",
+    "integer",
+    "timestamptz",
+    "bigint",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "numeric",
+)
+
+
 def _rollup_upsert_sql(rows: int) -> str:
     q = connection.ops.quote_name
     pg = is_postgres()
@@ -128,9 +165,12 @@ def _rollup_upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = r.last_at "
         f"AND excluded.last_key{collate} > r.last_key{collate})))"
     )
-    values = ",".join(["(" + ",".join(["%s"] * len(_ROLLUP_COLUMNS)) + ")"] * rows)
+    if pg:  # ``rows`` is ignored: one array per column
+        values = unnest_select(_ROLLUP_TYPES)
+    else:
+        values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_ROLLUP_COLUMNS)) + ")"] * rows)
     return (
-        f"INSERT INTO {q('metering_meterrollup')} AS r ({cols}) VALUES {values} "
+        f"INSERT INTO {q('metering_meterrollup')} AS r ({cols}) {values} "
         f"ON CONFLICT ({key}) DO UPDATE SET "
         f'"count" = r."count" + excluded."count", '
         f"total = {add}, maximum = {greatest}, "
@@ -147,19 +187,18 @@ def rollups_upsert(rows: list[tuple]) -> None:
     if not rows:
         return
     rows = sorted(rows, key=lambda r: r[:5])
-    pg = is_postgres()
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute(_rollup_upsert_sql(0), columns_of(rows, len(_ROLLUP_TYPES)))
+            return
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
             for row in chunk:
-                if pg:
-                    params.extend(row)
-                else:
-                    m, g, c, gran, bucket, count, total, maximum, last_at, key, last = row
-                    params += (m, g, c, gran, adapt(bucket), count, str(total))
-                    params += (_text(maximum), adapt(last_at), key, _text(last))
+                m, g, c, gran, bucket, count, total, maximum, last_at, key, last = row
+                params += (m, g, c, gran, adapt(bucket), count, str(total))
+                params += (_text(maximum), adapt(last_at), key, _text(last))
             cursor.execute(_rollup_upsert_sql(len(chunk)), params)
 
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from metering import selectors as metering_selectors
+from metering import sql as metering_sql
 from metering.aggregation import Partial
 from metering.models import Meter
 
@@ -285,6 +286,19 @@ _COLUMNS = (
     "last_value",
     "updated_at",
 )
+_TYPES = (
+    "bigint",
+    "bigint",
+    "timestamptz",
+    "timestamptz",
+    "bigint",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "numeric",
+    "timestamptz",
+)
 ROWS_PER_STATEMENT = 1000  # 11,000 parameters: below SQLite's 32,766
 
 
@@ -306,10 +320,13 @@ def _upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = b.last_at "
         f"AND excluded.last_key{collate} > b.last_key{collate})))"
     )
-    values = ",".join(["(" + ",".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
+    if pg:  # one array per column (``rows`` is ignored)
+        values = metering_sql.unnest_select(_TYPES)
+    else:
+        values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
     return (
         f"INSERT INTO {qn(UsageBalance._meta.db_table)} AS b "
-        f"({', '.join(qn(c) for c in _COLUMNS)}) VALUES {values} "
+        f"({', '.join(qn(c) for c in _COLUMNS)}) {values} "
         "ON CONFLICT (subscription_id, offer_service_id, window_start) DO UPDATE SET "
         f'"count" = b."count" + excluded."count", total = {add}, maximum = {greatest}, '
         f"last_at = CASE WHEN {newer} THEN excluded.last_at ELSE b.last_at END, "
@@ -330,6 +347,15 @@ def _upsert(rows: dict[Key, tuple[datetime | None, Partial]], now: datetime) -> 
         return value if value is None or pg else str(value)
 
     items = sorted(rows.items(), key=lambda item: item[0])
+    if pg:
+        table = [
+            (sub_id, os_id, start, end, p.count, p.total, p.maximum, p.last_at, p.last_key)
+            + (p.last_value, now)
+            for (sub_id, os_id, start), (end, p) in items
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(0), metering_sql.columns_of(table, len(_TYPES)))
+        return
     with connection.cursor() as cursor:
         for offset in range(0, len(items), ROWS_PER_STATEMENT):
             part = items[offset : offset + ROWS_PER_STATEMENT]
