@@ -69,8 +69,10 @@ def quota_targets(
     customer_ids: Iterable[int] | None = None,
     meter_ids: Iterable[int] | None = None,
     subscription_ids: Iterable[int] | None = None,
+    pairs: Iterable[tuple[int, int]] | None = None,
 ) -> list[QuotaTarget]:
-    """The metered services of subscriptions, one query (filters combine with AND)."""
+    """The metered services of subscriptions, one query (filters combine with AND);
+    ``pairs``: (customer id, meter id), only the services metering one of them."""
     # One filter() call: the offer-service join it creates is the one values_list() reads.
     conditions = Q(offer__offer_services__service__meter__isnull=False) & ~Q(
         offer__offer_services__service__group__kind=ServiceKind.ON_OFF
@@ -81,6 +83,17 @@ def quota_targets(
         conditions &= Q(offer__offer_services__service__meter_id__in=list(meter_ids))
     if subscription_ids is not None:
         conditions &= Q(id__in=list(subscription_ids))
+    if pairs is not None:
+        by_meter: dict[int, set[int]] = {}
+        for customer_id, meter_id in pairs:
+            by_meter.setdefault(meter_id, set()).add(customer_id)
+        either = Q(pk__in=[])
+        for meter_id, customers in sorted(by_meter.items()):
+            either |= Q(
+                offer__offer_services__service__meter_id=meter_id,
+                customer_id__in=sorted(customers),
+            )
+        conditions &= either
     rows = Subscription.objects.filter(conditions).values_list(*_TARGET_FIELDS).order_by("id")
     return [
         QuotaTarget(
@@ -125,9 +138,7 @@ def usage_listener(deltas: Sequence[Any]) -> None:
     if not deltas:
         return
     by_pair: dict[tuple[int, int], list[QuotaTarget]] = {}
-    for target in quota_targets(
-        customer_ids={d.customer_id for d in deltas}, meter_ids={d.meter_id for d in deltas}
-    ):
+    for target in quota_targets(pairs={(d.customer_id, d.meter_id) for d in deltas}):
         by_pair.setdefault((target.customer_id, target.meter_id), []).append(target)
     if not by_pair:
         return

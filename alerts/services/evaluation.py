@@ -640,7 +640,11 @@ def usage_listener(deltas: Sequence[Any]) -> None:
         return
     alerts = list(alerts_qs) if concerns[0] else []
     subscriptions = (
-        list(subscriptions_qs.select_related("offer", "clock", "customer").distinct())
+        list(
+            Subscription.objects.filter(pk__in=subscriptions_qs.values("pk")).select_related(
+                "offer", "clock", "customer"
+            )
+        )
         if concerns[1]
         else []
     )
