@@ -17,6 +17,8 @@ order event keys (code point order, as Python compares strings).
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,20 +57,41 @@ def ingest_lock_exclusive() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK_KEY])
 
 
-# --------------------------------------------------------------------------- arrays
+# --------------------------------------------------------------------------- row sets
 
 
-def unnest_select(types: tuple[str, ...]) -> str:
-    """``SELECT * FROM unnest(%s::t1[], %s::t2[], ...)``: on PostgreSQL a multi-row insert
-    passes one array per column, so a batch of any size is a handful of parameters (a
-    thousand-row ``VALUES`` list costs more to bind and parse than to run). Rows come out in
-    the arrays' order, so sorted rows still lock in key order."""
-    return "SELECT * FROM unnest(" + ", ".join(f"%s::{t}[]" for t in types) + ")"
+def rows_select(types: tuple[str, ...]) -> str:
+    """``SELECT * FROM json_to_recordset(%s::json) AS r(c0 t0, c1 t1, ...)``: on PostgreSQL a
+    multi-row insert passes its rows as one JSON document (``rows_param``), so a batch of any
+    size is one parameter (a thousand-row ``VALUES`` list, or one array per column, costs
+    more to bind and quote on the client than to run). Rows come out in the document's
+    order, so sorted rows still lock in key order."""
+    columns = ", ".join(f"c{i} {t}" for i, t in enumerate(types))
+    return f"SELECT * FROM json_to_recordset(%s::json) AS r({columns})"
 
 
-def columns_of(rows: list[tuple], width: int) -> list[list[Any]]:
-    """Rows -> one list per column (the arrays ``unnest_select`` takes)."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("naive datetime")
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # a JSON string: PostgreSQL reads it with numeric's input, exactly
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def rows_param(rows: list[tuple]) -> list[str]:
+    """The parameters of ``rows_select``: the rows as JSON objects ``{"c0": ..., ...}``."""
+    if not rows:
+        return ["[]"]
+    keys = [f"c{i}" for i in range(len(rows[0]))]
+    return [
+        json.dumps(
+            [dict(zip(keys, row, strict=True)) for row in rows],
+            default=_json_default,
+            separators=(",", ":"),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- events
@@ -91,10 +114,17 @@ def events_insert(rows: list[tuple]) -> set[str]:
     columns = '(event_id, name, customer_id, "timestamp", properties, received_at)'
     if pg:
         with connection.cursor() as cursor:
+            dumps = json.dumps
+            document = ",".join(
+                # properties are JSON text already: embedded as they are, not re-encoded
+                f'{{"c0":{dumps(event_id)},"c1":{dumps(name)},"c2":{int(customer_id)},'
+                f'"c3":"{_json_default(ts)}","c4":{props},"c5":"{_json_default(received)}"}}'
+                for event_id, name, customer_id, ts, props, received in rows
+            )
             cursor.execute(
-                f"INSERT INTO {table} {columns} {unnest_select(_EVENT_TYPES)} "
+                f"INSERT INTO {table} {columns} {rows_select(_EVENT_TYPES)} "
                 "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                columns_of(rows, len(_EVENT_TYPES)),
+                [f"[{document}]"],
             )
             return {r[0] for r in cursor.fetchall()}
     row_sql = "(%s,%s,%s,%s,%s,%s)"
@@ -165,8 +195,8 @@ def _rollup_upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = r.last_at "
         f"AND excluded.last_key{collate} > r.last_key{collate})))"
     )
-    if pg:  # ``rows`` is ignored: one array per column
-        values = unnest_select(_ROLLUP_TYPES)
+    if pg:  # ``rows`` is ignored: one JSON document
+        values = rows_select(_ROLLUP_TYPES)
     else:
         values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_ROLLUP_COLUMNS)) + ")"] * rows)
     return (
@@ -190,7 +220,7 @@ def rollups_upsert(rows: list[tuple]) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         if is_postgres():
-            cursor.execute(_rollup_upsert_sql(0), columns_of(rows, len(_ROLLUP_TYPES)))
+            cursor.execute(_rollup_upsert_sql(0), rows_param(rows))
             return
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]

@@ -331,8 +331,8 @@ def _upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = b.last_at "
         f"AND excluded.last_key{collate} > b.last_key{collate})))"
     )
-    if pg:  # one array per column (``rows`` is ignored)
-        values = metering_sql.unnest_select(_TYPES)
+    if pg:  # one JSON document (``rows`` is ignored)
+        values = metering_sql.rows_select(_TYPES)
     else:
         values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
     return (
@@ -365,7 +365,7 @@ def _upsert(rows: dict[Key, tuple[datetime | None, Partial]], now: datetime) -> 
             for (sub_id, os_id, start), (end, p) in items
         ]
         with connection.cursor() as cursor:
-            cursor.execute(_upsert_sql(0), metering_sql.columns_of(table, len(_TYPES)))
+            cursor.execute(_upsert_sql(0), metering_sql.rows_param(table))
         return
     with connection.cursor() as cursor:
         for offset in range(0, len(items), ROWS_PER_STATEMENT):
