@@ -17,6 +17,8 @@ order event keys (code point order, as Python compares strings).
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +57,46 @@ def ingest_lock_exclusive() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK_KEY])
 
 
+# --------------------------------------------------------------------------- row sets
+
+
+def rows_select(types: tuple[str, ...]) -> str:
+    """``SELECT * FROM json_to_recordset(%s::json) AS r(c0 t0, c1 t1, ...)``: on PostgreSQL a
+    multi-row insert passes its rows as one JSON document (``rows_param``), so a batch of any
+    size is one parameter (a thousand-row ``VALUES`` list, or one array per column, costs
+    more to bind and quote on the client than to run). Rows come out in the document's
+    order, so sorted rows still lock in key order."""
+    columns = ", ".join(f"c{i} {t}" for i, t in enumerate(types))
+    return f"SELECT * FROM json_to_recordset(%s::json) AS r({columns})"
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise TypeError("naive datetime")
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # a JSON string: PostgreSQL reads it with numeric's input, exactly
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def rows_param(rows: list[tuple]) -> list[str]:
+    """The parameters of ``rows_select``: the rows as JSON objects ``{"c0": ..., ...}``."""
+    if not rows:
+        return ["[]"]
+    keys = [f"c{i}" for i in range(len(rows[0]))]
+    return [
+        json.dumps(
+            [dict(zip(keys, row, strict=True)) for row in rows],
+            default=_json_default,
+            separators=(",", ":"),
+        )
+    ]
+
+
 # --------------------------------------------------------------------------- events
+
+_EVENT_TYPES = ("text", "text", "bigint", "timestamptz", "jsonb", "timestamptz")
 
 
 def events_insert(rows: list[tuple]) -> set[str]:
@@ -70,22 +111,33 @@ def events_insert(rows: list[tuple]) -> set[str]:
     pg = is_postgres()
     adapt = connection.ops.adapt_datetimefield_value
     table = connection.ops.quote_name("metering_event")
-    row_sql = "(%s,%s,%s,%s,%s::jsonb,%s)" if pg else "(%s,%s,%s,%s,%s,%s)"
+    columns = '(event_id, name, customer_id, "timestamp", properties, received_at)'
+    if pg:
+        with connection.cursor() as cursor:
+            dumps = json.dumps
+            document = ",".join(
+                # properties are JSON text already: embedded as they are, not re-encoded
+                f'{{"c0":{dumps(event_id)},"c1":{dumps(name)},"c2":{int(customer_id)},'
+                f'"c3":"{_json_default(ts)}","c4":{props},"c5":"{_json_default(received)}"}}'
+                for event_id, name, customer_id, ts, props, received in rows
+            )
+            cursor.execute(
+                f"INSERT INTO {table} {columns} {rows_select(_EVENT_TYPES)} "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                [f"[{document}]"],
+            )
+            return {r[0] for r in cursor.fetchall()}
+    row_sql = "(%s,%s,%s,%s,%s,%s)"
     inserted: set[str] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
-            if pg:
-                for row in chunk:
-                    params.extend(row)
-            else:
-                for event_id, name, customer_id, timestamp, props, received_at in chunk:
-                    params += (event_id, name, customer_id, adapt(timestamp), props)
-                    params.append(adapt(received_at))
+            for event_id, name, customer_id, timestamp, props, received_at in chunk:
+                params += (event_id, name, customer_id, adapt(timestamp), props)
+                params.append(adapt(received_at))
             cursor.execute(
-                f"INSERT INTO {table} "
-                '(event_id, name, customer_id, "timestamp", properties, received_at) '
+                f"INSERT INTO {table} {columns} "
                 f"VALUES {','.join([row_sql] * len(chunk))} "
                 "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
                 params,
@@ -111,6 +163,21 @@ _ROLLUP_COLUMNS = (
 )
 
 
+_ROLLUP_TYPES = (
+    "bigint",
+    "integer",
+    "bigint",
+    "integer",
+    "timestamptz",
+    "bigint",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "numeric",
+)
+
+
 def _rollup_upsert_sql(rows: int) -> str:
     q = connection.ops.quote_name
     pg = is_postgres()
@@ -128,9 +195,12 @@ def _rollup_upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = r.last_at "
         f"AND excluded.last_key{collate} > r.last_key{collate})))"
     )
-    values = ",".join(["(" + ",".join(["%s"] * len(_ROLLUP_COLUMNS)) + ")"] * rows)
+    if pg:  # ``rows`` is ignored: one JSON document
+        values = rows_select(_ROLLUP_TYPES)
+    else:
+        values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_ROLLUP_COLUMNS)) + ")"] * rows)
     return (
-        f"INSERT INTO {q('metering_meterrollup')} AS r ({cols}) VALUES {values} "
+        f"INSERT INTO {q('metering_meterrollup')} AS r ({cols}) {values} "
         f"ON CONFLICT ({key}) DO UPDATE SET "
         f'"count" = r."count" + excluded."count", '
         f"total = {add}, maximum = {greatest}, "
@@ -147,19 +217,18 @@ def rollups_upsert(rows: list[tuple]) -> None:
     if not rows:
         return
     rows = sorted(rows, key=lambda r: r[:5])
-    pg = is_postgres()
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute(_rollup_upsert_sql(0), rows_param(rows))
+            return
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
             params: list[Any] = []
             for row in chunk:
-                if pg:
-                    params.extend(row)
-                else:
-                    m, g, c, gran, bucket, count, total, maximum, last_at, key, last = row
-                    params += (m, g, c, gran, adapt(bucket), count, str(total))
-                    params += (_text(maximum), adapt(last_at), key, _text(last))
+                m, g, c, gran, bucket, count, total, maximum, last_at, key, last = row
+                params += (m, g, c, gran, adapt(bucket), count, str(total))
+                params += (_text(maximum), adapt(last_at), key, _text(last))
             cursor.execute(_rollup_upsert_sql(len(chunk)), params)
 
 

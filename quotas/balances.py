@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from metering import selectors as metering_selectors
+from metering import sql as metering_sql
 from metering.aggregation import Partial
 from metering.models import Meter
 
@@ -68,8 +69,10 @@ def quota_targets(
     customer_ids: Iterable[int] | None = None,
     meter_ids: Iterable[int] | None = None,
     subscription_ids: Iterable[int] | None = None,
+    pairs: Iterable[tuple[int, int]] | None = None,
 ) -> list[QuotaTarget]:
-    """The metered services of subscriptions, one query (filters combine with AND)."""
+    """The metered services of subscriptions, one query (filters combine with AND);
+    ``pairs``: (customer id, meter id), only the services metering one of them."""
     # One filter() call: the offer-service join it creates is the one values_list() reads.
     conditions = Q(offer__offer_services__service__meter__isnull=False) & ~Q(
         offer__offer_services__service__group__kind=ServiceKind.ON_OFF
@@ -80,6 +83,17 @@ def quota_targets(
         conditions &= Q(offer__offer_services__service__meter_id__in=list(meter_ids))
     if subscription_ids is not None:
         conditions &= Q(id__in=list(subscription_ids))
+    if pairs is not None:
+        by_meter: dict[int, set[int]] = {}
+        for customer_id, meter_id in pairs:
+            by_meter.setdefault(meter_id, set()).add(customer_id)
+        either = Q(pk__in=[])
+        for meter_id, customers in sorted(by_meter.items()):
+            either |= Q(
+                offer__offer_services__service__meter_id=meter_id,
+                customer_id__in=sorted(customers),
+            )
+        conditions &= either
     rows = Subscription.objects.filter(conditions).values_list(*_TARGET_FIELDS).order_by("id")
     return [
         QuotaTarget(
@@ -124,9 +138,7 @@ def usage_listener(deltas: Sequence[Any]) -> None:
     if not deltas:
         return
     by_pair: dict[tuple[int, int], list[QuotaTarget]] = {}
-    for target in quota_targets(
-        customer_ids={d.customer_id for d in deltas}, meter_ids={d.meter_id for d in deltas}
-    ):
+    for target in quota_targets(pairs={(d.customer_id, d.meter_id) for d in deltas}):
         by_pair.setdefault((target.customer_id, target.meter_id), []).append(target)
     if not by_pair:
         return
@@ -285,6 +297,19 @@ _COLUMNS = (
     "last_value",
     "updated_at",
 )
+_TYPES = (
+    "bigint",
+    "bigint",
+    "timestamptz",
+    "timestamptz",
+    "bigint",
+    "numeric",
+    "numeric",
+    "timestamptz",
+    "text",
+    "numeric",
+    "timestamptz",
+)
 ROWS_PER_STATEMENT = 1000  # 11,000 parameters: below SQLite's 32,766
 
 
@@ -306,10 +331,13 @@ def _upsert_sql(rows: int) -> str:
         "OR (excluded.last_at = b.last_at "
         f"AND excluded.last_key{collate} > b.last_key{collate})))"
     )
-    values = ",".join(["(" + ",".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
+    if pg:  # one JSON document (``rows`` is ignored)
+        values = metering_sql.rows_select(_TYPES)
+    else:
+        values = "VALUES " + ",".join(["(" + ",".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
     return (
         f"INSERT INTO {qn(UsageBalance._meta.db_table)} AS b "
-        f"({', '.join(qn(c) for c in _COLUMNS)}) VALUES {values} "
+        f"({', '.join(qn(c) for c in _COLUMNS)}) {values} "
         "ON CONFLICT (subscription_id, offer_service_id, window_start) DO UPDATE SET "
         f'"count" = b."count" + excluded."count", total = {add}, maximum = {greatest}, '
         f"last_at = CASE WHEN {newer} THEN excluded.last_at ELSE b.last_at END, "
@@ -330,6 +358,15 @@ def _upsert(rows: dict[Key, tuple[datetime | None, Partial]], now: datetime) -> 
         return value if value is None or pg else str(value)
 
     items = sorted(rows.items(), key=lambda item: item[0])
+    if pg:
+        table = [
+            (sub_id, os_id, start, end, p.count, p.total, p.maximum, p.last_at, p.last_key)
+            + (p.last_value, now)
+            for (sub_id, os_id, start), (end, p) in items
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(0), metering_sql.rows_param(table))
+        return
     with connection.cursor() as cursor:
         for offset in range(0, len(items), ROWS_PER_STATEMENT):
             part = items[offset : offset + ROWS_PER_STATEMENT]

@@ -31,6 +31,14 @@ class Window:
     end: datetime | None  # None: open-ended (seat-based)
 
 
+BILLING_PERIOD = "billing_period"
+# The last window found per (reset interval, zone[, anchor, billing interval]). Windows
+# partition time, so any instant inside a known window belongs to it: ingest batches, which
+# ask for the same few windows thousands of times, then skip ``periods.reset_window``.
+_last_window: dict[tuple, Window] = {}
+_LAST_WINDOW_MAX = 50_000
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaTarget:
     """One metered service of one subscription: where a meter's usage lands."""
@@ -51,14 +59,27 @@ class QuotaTarget:
         """The window ``at`` belongs to (an instant before the start maps to the first one)."""
         if self.kind == SEAT_BASED:
             return Window(self.started_at, None)
+        at = max(at, self.started_at, self.billing_anchor)
+        if self.reset_interval == BILLING_PERIOD:
+            key = (self.reset_interval, self.timezone, self.billing_anchor, self.billing_interval)
+        else:  # calendar windows do not depend on the subscription
+            key = (self.reset_interval, self.timezone)
+        known = _last_window.get(key)
+        if known is not None and at.tzinfo is not None and known.start <= at < known.end:
+            return known
         start, end = periods.reset_window(
-            max(at, self.started_at, self.billing_anchor),
+            at,
             self.reset_interval,
             self.timezone,
             billing_anchor=self.billing_anchor,
             billing_interval=self.billing_interval,
         )
-        return Window(start, end)
+        window = Window(start, end)
+        if start <= at < end:
+            if len(_last_window) >= _LAST_WINDOW_MAX:
+                _last_window.clear()
+            _last_window[key] = window
+        return window
 
     def counted(self, window: Window) -> tuple[datetime, datetime | None]:
         """The part of ``window`` inside the subscription's life: ``[start, end)``."""

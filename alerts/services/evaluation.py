@@ -457,8 +457,14 @@ def _quota_offer_services(
 
 
 def _quota_states(
-    subscriptions: Sequence[Subscription], meter_ids: Iterable[int] | None, at: datetime | None
+    subscriptions: Sequence[Subscription],
+    meter_ids: Iterable[int] | None,
+    at: datetime | None,
+    pairs: set[tuple[int, int]] | None = None,
 ) -> list[_QuotaState]:
+    """One state per (subscription, finite offer service with rules); ``pairs`` (customer id,
+    meter id) keeps only the services whose meter the customer used (an ingest batch: only
+    those can have crossed a rule in it)."""
     by_offer = _quota_offer_services(subscriptions, meter_ids)
     states = []
     for sub in subscriptions:
@@ -466,6 +472,8 @@ def _quota_states(
         if now < sub.started_at or (sub.ended_at is not None and now >= sub.ended_at):
             continue
         for offer_service in by_offer.get(sub.offer_id, ()):
+            if pairs is not None and (sub.customer_id, offer_service.service.meter_id) not in pairs:
+                continue
             target = _target(sub, offer_service)
             window = target.window_at(now)
             firing_window = window
@@ -632,7 +640,11 @@ def usage_listener(deltas: Sequence[Any]) -> None:
         return
     alerts = list(alerts_qs) if concerns[0] else []
     subscriptions = (
-        list(subscriptions_qs.select_related("offer", "clock", "customer").distinct())
+        list(
+            Subscription.objects.filter(pk__in=subscriptions_qs.values("pk")).select_related(
+                "offer", "clock", "customer"
+            )
+        )
         if concerns[1]
         else []
     )
@@ -645,7 +657,8 @@ def usage_listener(deltas: Sequence[Any]) -> None:
         candidates = _usage_candidates(alerts, sorted(concerned), nows, _Values(), by_pair)
         _record_triggers(candidates, nows)
     if subscriptions:
-        _record_firings(_quota_states(subscriptions, meter_ids, None))
+        pairs = {(d.customer_id, d.meter_id) for d in deltas}
+        _record_firings(_quota_states(subscriptions, meter_ids, None, pairs))
 
 
 def alerts_evaluate(
