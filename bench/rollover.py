@@ -29,15 +29,16 @@ Measured (one process, one connection):
   overage priced independently (``billing.pricing.price_usage`` on the seeded usage, rounded
   per line), every subscription rolled to ``[end, end + 1 month)``, one ``QuotaReset`` at
   ``end`` per usage-based service;
-* idempotency: ``periods_close_due`` again, then ``subscription_roll`` for every id (a
-  retried worker with a stale list): nothing new written; both timed;
+* idempotency: ``periods_close_due`` again, then ``subscription_roll`` for 1,000 of the ids
+  (a retried worker with a stale list): nothing new written; both timed;
 * queries per subscription: ``CaptureQueriesContext`` around ``subscription_roll`` for 50
   subscriptions, on the seeded state restored from a template database copy;
 * the same close split over 2 processes (each calling ``subscription_roll`` for every other
   due id; Django set up before the clock starts), on the restored seed, checked the same way.
 
 ``BENCH_ROLLOVER_PROFILE=<n>``: also cProfile the close of n subscriptions (restored seed)
-and print the hot spots. Sizes: BENCH_ROLLOVER_SUBSCRIPTIONS (10,000; --quick 300).
+and print the hot spots; BENCH_ROLLOVER_KEEP_SEED=1 keeps the seeded template database
+("<name>_seed"). Sizes: BENCH_ROLLOVER_SUBSCRIPTIONS (10,000; --quick 300).
 """
 
 import json
@@ -59,6 +60,7 @@ ACTIVE_SHARE = 0.85
 TOKEN_EVENTS = 5
 BATCH = 1000
 QUERY_SAMPLE = 50
+REROLL_SAMPLE = 1000
 PROCESSES = 2
 
 #: The offers: fixed fee, and per service (code, included, pricing or None, behaviour).
@@ -388,8 +390,9 @@ def baseline(ids: list[int]) -> float:
     return time.perf_counter() - t
 
 
-def query_sample(state: dict) -> tuple[float, float, list[tuple[str, int]]]:
-    """Queries and time per subscription_roll over a sample; the commonest statements."""
+def query_sample(state: dict) -> tuple[float, float, list[tuple[str, float, float]]]:
+    """Queries and time per subscription_roll over a sample; the statements taking the most
+    time (per subscription: how many, ms)."""
     from collections import Counter
 
     from django.db import connection
@@ -400,6 +403,7 @@ def query_sample(state: dict) -> tuple[float, float, list[tuple[str, int]]]:
     ids = state["ids"]
     sample = ids[:: max(1, len(ids) // QUERY_SAMPLE)][:QUERY_SAMPLE]
     kinds: Counter = Counter()
+    spent: Counter = Counter()
     total = 0
     elapsed = 0.0
     for pk in sample:
@@ -411,8 +415,11 @@ def query_sample(state: dict) -> tuple[float, float, list[tuple[str, int]]]:
         total += len(ctx.captured_queries)
         for q in ctx.captured_queries:
             kinds[_statement_kind(q["sql"])] += 1
+            spent[_statement_kind(q["sql"])] += float(q["time"])
     per = total / len(sample)
-    top = [(k, v / len(sample)) for k, v in kinds.most_common(12)]
+    top = [
+        (k, kinds[k] / len(sample), spent[k] / len(sample) * 1000) for k, _ in spent.most_common(12)
+    ]
     return per, elapsed / len(sample), top
 
 
@@ -535,7 +542,8 @@ def run(args) -> bool:
     again = periods_close_due(clock=None, at=state["at"])
     again_s = time.perf_counter() - t
     t = time.perf_counter()
-    rerolled = [subscription_roll(subscription_id=pk, at=state["at"]) for pk in ids]
+    reroll_ids = ids[:: max(1, len(ids) // REROLL_SAMPLE)]
+    rerolled = [subscription_roll(subscription_id=pk, at=state["at"]) for pk in reroll_ids]
     reroll_s = time.perf_counter() - t
     idempotent = (
         not again.closes
@@ -557,7 +565,8 @@ def run(args) -> bool:
     if profile_n:
         restore()
         profile(state, min(profile_n, n))
-    drop_snapshot()
+    if os.environ.get("BENCH_ROLLOVER_KEEP_SEED", "") in ("", "0"):
+        drop_snapshot()
     flush_broker()
 
     rows = [
@@ -581,7 +590,7 @@ def run(args) -> bool:
             f"{per_sub_queries:.1f} (sample of {QUERY_SAMPLE}, "
             f"{sample_ms:.2f} ms each while captured)",
         ),  # fmt: skip
-        *[(f"  {v:5.1f} x", k) for k, v in top_statements],
+        *[(f"  {v:4.1f} x {ms:6.2f} ms", k) for k, v, ms in top_statements],
         (
             f"close, {PROCESSES} processes",
             f"{par_wall:.2f}s  ({harness.fmt_rate(n / par_wall)}, workers "
@@ -591,8 +600,9 @@ def run(args) -> bool:
         (f"exact after {PROCESSES} processes", detail_parallel),
         (
             "close again (idempotent)",
-            f"periods_close_due {again_s * 1000:.1f} ms; subscription_roll x {n:,}: "
-            f"{reroll_s:.2f}s; new rows: {'none' if idempotent else 'SOME'}",
+            f"periods_close_due {again_s * 1000:.1f} ms; subscription_roll x "
+            f"{len(reroll_ids):,}: {reroll_s:.2f}s ({reroll_s / len(reroll_ids) * 1000:.2f} ms "
+            f"each); new rows: {'none' if idempotent else 'SOME'}",
         ),
     ]
     verdicts = [
