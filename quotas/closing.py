@@ -45,7 +45,7 @@ from billing.selectors import usage_billed
 from .balances import quota_targets
 from .models import QuotaReset
 from .selectors import LIVE_STATUSES, subscription_billable_usage
-from .windows import USAGE_BASED
+from .windows import USAGE_BASED, QuotaTarget
 
 ZERO = Decimal(0)
 _DIVISION = Context(prec=40)
@@ -347,11 +347,16 @@ def _trial_over(subscription: Subscription, at: datetime) -> bool:
     )
 
 
-def subscription_resets_record(*, subscription: Subscription, at: datetime) -> list[dict]:
+def subscription_resets_record(
+    *, subscription: Subscription, at: datetime, targets: list[QuotaTarget] | None = None
+) -> list[dict]:
     """Record the usage-based quota windows that began after the subscription's start, up to
-    ``at`` and not yet recorded (R-Q1, R-L3); returns the new ones."""
+    ``at`` and not yet recorded (R-Q1, R-L3); returns the new ones. ``targets``: the
+    subscription's ``quota_targets``, when the caller already read them."""
     recorded = []
-    for target in quota_targets(subscription_ids=[subscription.pk]):
+    if targets is None:
+        targets = quota_targets(subscription_ids=[subscription.pk])
+    for target in targets:
         if target.kind != USAGE_BASED:
             continue
         last = (
@@ -395,7 +400,9 @@ def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
     """Do everything due for one subscription up to ``at``, oldest first: trial end, each
     ended period's invoice and roll, the end of a canceled subscription, quota resets.
 
-    One transaction per period, under the subscription's row lock; safe to run twice.
+    One transaction per period, under the subscription's row lock; safe to run twice. When
+    the period just closed was the last one due, the resets up to ``at`` are recorded in its
+    transaction (what the next turn would do, without locking and reading it all again).
     """
     report = RollReport(closes=[], resets=[])
     while True:
@@ -406,13 +413,26 @@ def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
             if _trial_over(subscription, at):
                 subscription.status = SubscriptionStatus.ACTIVE
                 subscription.save(update_fields=["status"])
+            targets = quota_targets(subscription_ids=[subscription.pk])
             if effective_period_end(subscription) > at:
-                report.resets += subscription_resets_record(subscription=subscription, at=at)
+                report.resets += subscription_resets_record(
+                    subscription=subscription, at=at, targets=targets
+                )
                 break
             report.resets += subscription_resets_record(
-                subscription=subscription, at=effective_period_end(subscription)
+                subscription=subscription, at=effective_period_end(subscription), targets=targets
             )
             report.closes.append(_close_current_period(subscription, at))
+            if (
+                subscription.status in LIVE_STATUSES
+                and not _trial_over(subscription, at)
+                and effective_period_end(subscription) > at
+            ):
+                # Rolled on (not ended: its targets are unchanged) and nothing more is due.
+                report.resets += subscription_resets_record(
+                    subscription=subscription, at=at, targets=targets
+                )
+                break
     return report
 
 
