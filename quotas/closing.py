@@ -43,12 +43,46 @@ from billing.pricing import prorate, round_money
 from billing.selectors import usage_billed
 
 from .balances import quota_targets
-from .models import QuotaReset
-from .selectors import LIVE_STATUSES, subscription_billable_usage
+from .models import OfferService, QuotaReset, ServiceKind
+from .selectors import (
+    LIVE_STATUSES,
+    quota_target,
+    subscription_billable_usage,
+    subscription_offer_services,
+)
 from .windows import USAGE_BASED, QuotaTarget
 
 ZERO = Decimal(0)
 _DIVISION = Context(prec=40)
+
+
+# --------------------------------------------------------------------------- offer data
+
+
+class OfferData:
+    """What a close reads per offer, read once per offer for a whole run of closes
+    (``periods_close_due``): the offer services with their service, group and meter."""
+
+    def __init__(self) -> None:
+        self._services: dict[int, list[OfferService]] = {}
+
+    def offer_services(self, subscription: Subscription) -> list[OfferService]:
+        services = self._services.get(subscription.offer_id)
+        if services is None:
+            services = self._services[subscription.offer_id] = subscription_offer_services(
+                subscription
+            )
+        return services
+
+    def targets(self, subscription: Subscription) -> list[QuotaTarget]:
+        """``quota_targets(subscription_ids=[subscription.pk])`` from the offer services at
+        hand and the subscription as it is now."""
+        return [
+            quota_target(subscription, offer_service)
+            for offer_service in sorted(self.offer_services(subscription), key=lambda o: o.pk)
+            if offer_service.service.meter_id is not None
+            and offer_service.service.group.kind != ServiceKind.ON_OFF
+        ]
 
 
 # --------------------------------------------------------------------------- invoice lines
@@ -145,7 +179,11 @@ def _served_share(
 
 
 def unbilled_lines(
-    *, subscription: Subscription, usage_until: datetime, fee_until: datetime
+    *,
+    subscription: Subscription,
+    usage_until: datetime,
+    fee_until: datetime,
+    offers: OfferData | None = None,
 ) -> list[InvoiceLineDraft]:
     """What an invoice of the current period would bill now that earlier ones of it did not
     (R-T7).
@@ -166,7 +204,10 @@ def unbilled_lines(
     if usage_until <= usage_from:
         return lines
     for usage in subscription_billable_usage(
-        subscription=subscription, period_start=usage_from, period_end=usage_until
+        subscription=subscription,
+        period_start=usage_from,
+        period_end=usage_until,
+        offer_services=None if offers is None else offers.offer_services(subscription),
     ):
         billed = usage_billed(
             subscription=subscription,
@@ -288,7 +329,9 @@ def effective_period_end(subscription: Subscription) -> datetime:
     return end
 
 
-def _close_current_period(subscription: Subscription, at: datetime) -> dict[str, Any]:
+def _close_current_period(
+    subscription: Subscription, at: datetime, offers: OfferData
+) -> dict[str, Any]:
     """Invoice the current period (which has ended by ``at``) and roll the subscription on."""
     start = subscription.current_period_start
     end = effective_period_end(subscription)
@@ -303,7 +346,9 @@ def _close_current_period(subscription: Subscription, at: datetime) -> dict[str,
         end > start
         and not PeriodClose.objects.filter(subscription=subscription, period_start=start).exists()
     ):
-        lines = unbilled_lines(subscription=subscription, usage_until=end, fee_until=end)
+        lines = unbilled_lines(
+            subscription=subscription, usage_until=end, fee_until=end, offers=offers
+        )
         lines = _carry_negative_to_credit(subscription, lines, start, end)
         invoice = invoice_unbilled(
             subscription=subscription,
@@ -396,14 +441,18 @@ class RollReport:
     resets: list[dict[str, Any]]
 
 
-def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
+def subscription_roll(
+    *, subscription_id: int, at: datetime, offers: OfferData | None = None
+) -> RollReport:
     """Do everything due for one subscription up to ``at``, oldest first: trial end, each
     ended period's invoice and roll, the end of a canceled subscription, quota resets.
 
     One transaction per period, under the subscription's row lock; safe to run twice. When
     the period just closed was the last one due, the resets up to ``at`` are recorded in its
     transaction (what the next turn would do, without locking and reading it all again).
+    ``offers``: per-offer data shared by the closes of one run (default: read here).
     """
+    offers = offers or OfferData()
     report = RollReport(closes=[], resets=[])
     while True:
         with transaction.atomic():
@@ -413,7 +462,7 @@ def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
             if _trial_over(subscription, at):
                 subscription.status = SubscriptionStatus.ACTIVE
                 subscription.save(update_fields=["status"])
-            targets = quota_targets(subscription_ids=[subscription.pk])
+            targets = offers.targets(subscription)
             if effective_period_end(subscription) > at:
                 report.resets += subscription_resets_record(
                     subscription=subscription, at=at, targets=targets
@@ -422,7 +471,7 @@ def subscription_roll(*, subscription_id: int, at: datetime) -> RollReport:
             report.resets += subscription_resets_record(
                 subscription=subscription, at=effective_period_end(subscription), targets=targets
             )
-            report.closes.append(_close_current_period(subscription, at))
+            report.closes.append(_close_current_period(subscription, at, offers))
             if (
                 subscription.status in LIVE_STATUSES
                 and not _trial_over(subscription, at)
@@ -459,15 +508,18 @@ def periods_close_due(*, clock: Clock | None, at: datetime) -> RollReport:
     the quota resets of the clock's other subscriptions."""
     report = RollReport(closes=[], resets=[])
     due = subscriptions_due(clock=clock, at=at)
+    offers = OfferData()
     for pk in due:
-        one = subscription_roll(subscription_id=pk, at=at)
+        one = subscription_roll(subscription_id=pk, at=at, offers=offers)
         report.closes += one.closes
         report.resets += one.resets
     if clock is not None:
         # Quota windows shorter than the period (a daily quota) reset between period ends.
         for subscription in _live(clock).exclude(pk__in=due).select_related("offer"):
             with transaction.atomic():
-                report.resets += subscription_resets_record(subscription=subscription, at=at)
+                report.resets += subscription_resets_record(
+                    subscription=subscription, at=at, targets=offers.targets(subscription)
+                )
     return report
 
 

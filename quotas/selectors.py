@@ -477,7 +477,11 @@ def subscription_usage(
 
 
 def subscription_billable_usage(
-    *, subscription: Subscription, period_start: datetime, period_end: datetime
+    *,
+    subscription: Subscription,
+    period_start: datetime,
+    period_end: datetime,
+    offer_services: list[OfferService] | None = None,
 ) -> list[BillableUsage]:
     """What each metered service of ``subscription`` bills for ``[period_start, period_end)``.
 
@@ -498,8 +502,12 @@ def subscription_billable_usage(
     * ``unit_price``: the per-unit price for ``per_unit`` pricing, else None;
       ``pricing_model``: ``per_unit|package|graduated|volume``, or None without pricing (the
       amount is then 0: block and notify quotas only report).
+
+    ``offer_services``: the offer's ``subscription_offer_services``, when the caller already
+    read them (the period close reads them once per offer).
     """
-    offer_services = subscription_offer_services(subscription)
+    if offer_services is None:
+        offer_services = subscription_offer_services(subscription)
     balances = _period_balances(subscription, period_start, period_end)
     purchases = list(subscription.addon_purchases.select_related("addon"))
     result = []
