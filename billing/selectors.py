@@ -110,8 +110,47 @@ class UsageBilled:
     measured: Decimal = Decimal(0)  # usage measured when the latest of them was issued
 
 
+@dataclass(frozen=True, slots=True)
+class BilledLine:
+    kind: str
+    service_code: str
+    amount: Decimal
+    metadata: dict
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+_BILLED_KINDS = [
+    InvoiceLineKind.FIXED_FEE,
+    InvoiceLineKind.ADDON,
+    InvoiceLineKind.USAGE,
+    InvoiceLineKind.ADJUSTMENT,
+]
+
+
+def period_lines_billed(*, subscription: Subscription, period_start: datetime) -> list[BilledLine]:
+    """The fixed fee, add-on, usage and adjustment lines of the subscription's invoices (void
+    ones excluded) from ``period_start`` on: one read serving ``usage_billed`` (``lines=``) and
+    the period's recurring fees already billed."""
+    rows = (
+        InvoiceLine.objects.filter(
+            invoice__subscription=subscription,
+            kind__in=_BILLED_KINDS,
+            period_start__gte=period_start,
+        )
+        .exclude(invoice__status=InvoiceStatus.VOID)
+        .values_list("kind", "service_code", "amount", "metadata", "period_start", "period_end")
+    )
+    return [BilledLine(*row) for row in rows]
+
+
 def usage_billed(
-    *, subscription: Subscription, service_code: str, period_start: datetime, period_end: datetime
+    *,
+    subscription: Subscription,
+    service_code: str,
+    period_start: datetime,
+    period_end: datetime,
+    lines: list[BilledLine] | None = None,
 ) -> UsageBilled:
     """Usage of a service already invoiced within a period, void invoices excluded (R-T7).
 
@@ -120,8 +159,21 @@ def usage_billed(
     records, so a later invoice of the period (the period-end one after a threshold invoice)
     bills only the rest. ``measured`` is the largest ``measured_quantity`` recorded: what the
     meter read when the period was last invoiced (usage thresholds count from there).
+    ``lines``: ``period_lines_billed`` from ``period_start`` or earlier, when already read.
     """
-    lines = (
+    if lines is not None:
+        rows = [
+            (line.amount, line.metadata)
+            for line in lines
+            if line.kind in (InvoiceLineKind.USAGE, InvoiceLineKind.ADJUSTMENT)
+            and line.service_code == service_code
+            and line.period_start is not None
+            and line.period_start >= period_start
+            and line.period_end is not None
+            and line.period_end <= period_end
+        ]
+        return _usage_billed(rows)
+    rows = (
         InvoiceLine.objects.filter(
             invoice__subscription=subscription,
             kind__in=[InvoiceLineKind.USAGE, InvoiceLineKind.ADJUSTMENT],
@@ -132,8 +184,12 @@ def usage_billed(
         .exclude(invoice__status=InvoiceStatus.VOID)
         .values_list("amount", "metadata")
     )
+    return _usage_billed(rows)
+
+
+def _usage_billed(rows) -> UsageBilled:
     quantity = amount = measured = Decimal(0)
-    for line_amount, metadata in lines:
+    for line_amount, metadata in rows:
         metadata = metadata or {}
         amount += line_amount
         quantity += Decimal(str(metadata.get("usage_quantity", "0")))

@@ -29,10 +29,8 @@ from billing import periods
 from billing.invoicing import InvoiceLineDraft, customer_credit_grant, invoice_issue
 from billing.models import (
     Clock,
-    InvoiceLine,
     InvoiceLineKind,
     InvoiceReason,
-    InvoiceStatus,
     PendingCharge,
     PeriodClose,
     PeriodCloseReason,
@@ -40,7 +38,7 @@ from billing.models import (
     SubscriptionStatus,
 )
 from billing.pricing import prorate, round_money
-from billing.selectors import usage_billed
+from billing.selectors import BilledLine, period_lines_billed, usage_billed
 
 from .balances import quota_targets
 from .models import OfferService, QuotaReset, ServiceKind
@@ -88,31 +86,30 @@ class OfferData:
 # --------------------------------------------------------------------------- invoice lines
 
 
-def _recurring_billed(subscription: Subscription, period_start: datetime) -> set[str]:
+def _recurring_billed(lines: list[BilledLine], period_start: datetime) -> set[str]:
     """Keys of the recurring fees already billed for the period: "fee", "addon:<purchase>"."""
-    rows = (
-        InvoiceLine.objects.filter(
-            invoice__subscription=subscription,
-            kind__in=[InvoiceLineKind.FIXED_FEE, InvoiceLineKind.ADDON],
-            period_start=period_start,
-        )
-        .exclude(invoice__status=InvoiceStatus.VOID)
-        .values_list("kind", "metadata")
-    )
     return {
-        "fee" if kind == InvoiceLineKind.FIXED_FEE else f"addon:{(meta or {}).get('purchase')}"
-        for kind, meta in rows
+        "fee"
+        if line.kind == InvoiceLineKind.FIXED_FEE
+        else f"addon:{(line.metadata or {}).get('purchase')}"
+        for line in lines
+        if line.kind in (InvoiceLineKind.FIXED_FEE, InvoiceLineKind.ADDON)
+        and line.period_start == period_start
     }
 
 
 def _recurring_lines(
-    subscription: Subscription, period_start: datetime, period_end: datetime, upto: datetime
+    subscription: Subscription,
+    period_start: datetime,
+    period_end: datetime,
+    upto: datetime,
+    billed_lines: list[BilledLine],
 ) -> list[InvoiceLineDraft]:
     """The offer's fixed fee and the add-ons' price per interval, once per period, for the
     part of it served (trial excluded). An add-on's first period is its prorated purchase
     charge (R-L6), so only periods after the purchase renew it here."""
     offer = subscription.offer
-    billed = _recurring_billed(subscription, period_start)
+    billed = _recurring_billed(billed_lines, period_start)
     lines = []
     if offer.fixed_fee > 0 and "fee" not in billed:
         fee = _served_share(offer.fixed_fee, subscription, period_start, period_end, upto)
@@ -199,7 +196,8 @@ def unbilled_lines(
     """
     currency = subscription.offer.currency
     period_start, period_end = subscription.current_period_start, subscription.current_period_end
-    lines = _recurring_lines(subscription, period_start, period_end, fee_until)
+    billed_lines = period_lines_billed(subscription=subscription, period_start=period_start)
+    lines = _recurring_lines(subscription, period_start, period_end, fee_until, billed_lines)
     usage_from = max(period_start, subscription.trial_end or period_start)  # trials are free
     if usage_until <= usage_from:
         return lines
@@ -214,6 +212,7 @@ def unbilled_lines(
             service_code=usage.service_code,
             period_start=period_start,
             period_end=period_end,
+            lines=billed_lines,
         )
         quantity = usage.billable_quantity - billed.quantity
         # The period's price is rounded once; the line is what it leaves after the rounded
