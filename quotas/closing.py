@@ -41,7 +41,7 @@ from billing.pricing import prorate, round_money
 from billing.selectors import BilledLine, period_lines_billed, usage_billed
 
 from .balances import quota_targets
-from .models import OfferService, QuotaReset, ServiceKind
+from .models import AddOnPurchase, OfferService, QuotaReset, ServiceKind
 from .selectors import (
     LIVE_STATUSES,
     quota_target,
@@ -104,6 +104,7 @@ def _recurring_lines(
     period_end: datetime,
     upto: datetime,
     billed_lines: list[BilledLine],
+    purchases: list[AddOnPurchase],
 ) -> list[InvoiceLineDraft]:
     """The offer's fixed fee and the add-ons' price per interval, once per period, for the
     part of it served (trial excluded). An add-on's first period is its prorated purchase
@@ -124,10 +125,12 @@ def _recurring_lines(
                     period_end=period_end,
                 )
             )
-    purchases = subscription.addon_purchases.filter(purchased_at__lt=period_start).filter(
-        Q(canceled_at__isnull=True) | Q(canceled_at__gt=period_start)
-    )
-    for purchase in purchases.select_related("addon").order_by("pk"):
+    renewed = [
+        p
+        for p in purchases
+        if p.purchased_at < period_start and (p.canceled_at is None or p.canceled_at > period_start)
+    ]
+    for purchase in sorted(renewed, key=lambda p: p.pk):
         if f"addon:{purchase.pk}" in billed:
             continue
         end = upto if purchase.canceled_at is None else min(upto, purchase.canceled_at)
@@ -197,7 +200,11 @@ def unbilled_lines(
     currency = subscription.offer.currency
     period_start, period_end = subscription.current_period_start, subscription.current_period_end
     billed_lines = period_lines_billed(subscription=subscription, period_start=period_start)
-    lines = _recurring_lines(subscription, period_start, period_end, fee_until, billed_lines)
+    # All the add-on purchases, read once: renewals here, quota add-ons in the usage.
+    purchases = list(subscription.addon_purchases.select_related("addon__service"))
+    lines = _recurring_lines(
+        subscription, period_start, period_end, fee_until, billed_lines, purchases
+    )
     usage_from = max(period_start, subscription.trial_end or period_start)  # trials are free
     if usage_until <= usage_from:
         return lines
@@ -206,6 +213,7 @@ def unbilled_lines(
         period_start=usage_from,
         period_end=usage_until,
         offer_services=None if offers is None else offers.offer_services(subscription),
+        purchases=purchases,
     ):
         billed = usage_billed(
             subscription=subscription,

@@ -482,6 +482,7 @@ def subscription_billable_usage(
     period_start: datetime,
     period_end: datetime,
     offer_services: list[OfferService] | None = None,
+    purchases: list[AddOnPurchase] | None = None,
 ) -> list[BillableUsage]:
     """What each metered service of ``subscription`` bills for ``[period_start, period_end)``.
 
@@ -504,12 +505,14 @@ def subscription_billable_usage(
       amount is then 0: block and notify quotas only report).
 
     ``offer_services``: the offer's ``subscription_offer_services``, when the caller already
-    read them (the period close reads them once per offer).
+    read them (the period close reads them once per offer); ``purchases``: all the
+    subscription's add-on purchases with their add-on, when already read.
     """
     if offer_services is None:
         offer_services = subscription_offer_services(subscription)
     balances = _period_balances(subscription, period_start, period_end)
-    purchases = list(subscription.addon_purchases.select_related("addon"))
+    if purchases is None:
+        purchases = list(subscription.addon_purchases.select_related("addon"))
     result = []
     for offer_service in offer_services:
         service = offer_service.service
