@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Min, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min, Q
 
 from billing import periods
 from billing.invoicing import InvoiceLineDraft, customer_credit_grant, invoice_issue
@@ -400,46 +400,76 @@ def _trial_over(subscription: Subscription, at: datetime) -> bool:
 
 
 def subscription_resets_record(
-    *, subscription: Subscription, at: datetime, targets: list[QuotaTarget] | None = None
+    *,
+    subscription: Subscription,
+    at: datetime,
+    targets: list[QuotaTarget] | None = None,
+    last: dict[int, datetime | None] | None = None,
 ) -> list[dict]:
     """Record the usage-based quota windows that began after the subscription's start, up to
     ``at`` and not yet recorded (R-Q1, R-L3); returns the new ones. ``targets``: the
-    subscription's ``quota_targets``, when the caller already read them."""
-    recorded = []
+    subscription's ``quota_targets``, when the caller already read them; ``last``: the latest
+    recorded window start per offer service, read and kept up to date here across the calls
+    of one transaction (a later call starts from there instead of reading it again)."""
     if targets is None:
         targets = quota_targets(subscription_ids=[subscription.pk])
-    for target in targets:
-        if target.kind != USAGE_BASED:
-            continue
-        last = (
-            QuotaReset.objects.filter(
-                subscription_id=target.subscription_id, offer_service_id=target.offer_service_id
-            )
-            .order_by("-window_start")
-            .values_list("window_start", flat=True)
-            .first()
+    usage_based = [target for target in targets if target.kind == USAGE_BASED]
+    if not usage_based:
+        return []
+    last = {} if last is None else last
+    unknown = [t.offer_service_id for t in usage_based if t.offer_service_id not in last]
+    if unknown:
+        found = dict(
+            QuotaReset.objects.filter(subscription_id=subscription.pk, offer_service_id__in=unknown)
+            .values("offer_service_id")
+            .annotate(latest=Max("window_start"))
+            .values_list("offer_service_id", "latest")
         )
-        since = last or target.started_at
+        last.update((os_id, found.get(os_id)) for os_id in unknown)
+    due: list[QuotaReset] = []
+    for target in usage_based:
+        since = last[target.offer_service_id] or target.started_at
         end = at if target.ended_at is None else min(at, target.ended_at)
         # A window starting exactly at ``end`` is a reset at ``end``: include it.
         for window in target.windows_between(since, end + timedelta(microseconds=1)):
             if window.start <= since or window.start > end:
                 continue
-            _, created = QuotaReset.objects.get_or_create(
-                subscription_id=target.subscription_id,
-                offer_service_id=target.offer_service_id,
-                window_start=window.start,
-                defaults={"recorded_at": at},
-            )
-            if created:
-                recorded.append(
-                    {
-                        "subscription": target.subscription_id,
-                        "offer_service": target.offer_service_id,
-                        "reset_at": window.start,
-                    }
+            due.append(
+                QuotaReset(
+                    subscription_id=target.subscription_id,
+                    offer_service_id=target.offer_service_id,
+                    window_start=window.start,
+                    recorded_at=at,
                 )
-    return recorded
+            )
+            last[target.offer_service_id] = window.start
+    if not due:
+        return []
+    try:
+        # Past the latest recorded window, under the subscription's lock: new, one INSERT.
+        with transaction.atomic():
+            QuotaReset.objects.bulk_create(due)
+        created = due
+    except IntegrityError:
+        # Recorded meanwhile by a caller without the lock: one by one, keep what is new.
+        created = [
+            reset
+            for reset in due
+            if QuotaReset.objects.get_or_create(
+                subscription_id=reset.subscription_id,
+                offer_service_id=reset.offer_service_id,
+                window_start=reset.window_start,
+                defaults={"recorded_at": at},
+            )[1]
+        ]
+    return [
+        {
+            "subscription": reset.subscription_id,
+            "offer_service": reset.offer_service_id,
+            "reset_at": reset.window_start,
+        }
+        for reset in created
+    ]
 
 
 @dataclass
@@ -470,13 +500,17 @@ def subscription_roll(
                 subscription.status = SubscriptionStatus.ACTIVE
                 subscription.save(update_fields=["status"])
             targets = offers.targets(subscription)
+            last: dict[int, datetime | None] = {}
             if effective_period_end(subscription) > at:
                 report.resets += subscription_resets_record(
-                    subscription=subscription, at=at, targets=targets
+                    subscription=subscription, at=at, targets=targets, last=last
                 )
                 break
             report.resets += subscription_resets_record(
-                subscription=subscription, at=effective_period_end(subscription), targets=targets
+                subscription=subscription,
+                at=effective_period_end(subscription),
+                targets=targets,
+                last=last,
             )
             report.closes.append(_close_current_period(subscription, at, offers))
             if (
@@ -486,7 +520,7 @@ def subscription_roll(
             ):
                 # Rolled on (not ended: its targets are unchanged) and nothing more is due.
                 report.resets += subscription_resets_record(
-                    subscription=subscription, at=at, targets=targets
+                    subscription=subscription, at=at, targets=targets, last=last
                 )
                 break
     return report
