@@ -316,7 +316,8 @@ def _issue(
             invoiced_at=at, invoice=invoice
         )
     if finalize:
-        invoice = invoice_finalize(invoice=invoice, at=at)
+        # Inside invoice_issue's savepoint already: no nested one.
+        invoice = _finalize(_locked(invoice), at)
     return invoice
 
 
@@ -395,7 +396,11 @@ def _next_number() -> str:
 @transaction.atomic
 def invoice_finalize(*, invoice: Invoice, at: datetime) -> Invoice:
     """Number a draft and open it (paid at once when nothing is due); publish invoice.created."""
-    invoice = _locked(invoice)
+    return _finalize(_locked(invoice), at)
+
+
+def _finalize(invoice: Invoice, at: datetime) -> Invoice:
+    """``invoice_finalize`` of a locked invoice, in the caller's transaction."""
     if invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.PAID):
         return invoice
     if invoice.status != InvoiceStatus.DRAFT:
