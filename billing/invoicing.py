@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
@@ -377,20 +377,36 @@ def _locked(invoice: Invoice) -> Invoice:
     )
 
 
+def _take_number(prefix: str) -> int | None:
+    """Increment the prefix's counter and return it, one statement holding the row's lock
+    until commit (a concurrent finalization waits, then increments the committed value);
+    None when the prefix has no counter yet."""
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(InvoiceNumberSequence._meta.db_table)} "
+            f"SET {qn('last_value')} = {qn('last_value')} + 1 "
+            f"WHERE {qn('prefix')} = %s RETURNING {qn('last_value')}",
+            [prefix],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
 def _next_number() -> str:
     """The next invoice number, taken under the sequence row's lock (released at commit)."""
     prefix = getattr(settings, "KOTA_INVOICE_NUMBER_PREFIX", "KOTA")
-    sequence = InvoiceNumberSequence.objects.select_for_update().filter(prefix=prefix).first()
-    if sequence is None:
+    value = _take_number(prefix)
+    if value is None:
         try:
             with transaction.atomic():
                 InvoiceNumberSequence.objects.create(prefix=prefix)
         except IntegrityError:
-            pass  # another transaction created it; the locking read below waits for it
-        sequence = InvoiceNumberSequence.objects.select_for_update().get(prefix=prefix)
-    sequence.last_value += 1
-    sequence.save(update_fields=["last_value"])
-    return f"{prefix}-{sequence.last_value:06d}"
+            pass  # another transaction created it; the update below waits for its commit
+        value = _take_number(prefix)
+        if value is None:
+            raise InvoiceNumberSequence.DoesNotExist(prefix)
+    return f"{prefix}-{value:06d}"
 
 
 @transaction.atomic
