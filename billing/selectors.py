@@ -88,6 +88,8 @@ def discounts_active(
     owner = Q(customer=customer)
     if subscription is not None:
         owner |= Q(subscription=subscription)
+    if not Discount.objects.filter(owner).exists():
+        return []  # the common case: a cheap read instead of the redemption count
     discounts = (
         Discount.objects.filter(owner)
         .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=at))
