@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Min, Q
 
 from billing import periods
+from billing.invoice_math import money_str
 from billing.invoicing import InvoiceLineDraft, customer_credit_grant, invoice_issue
 from billing.models import (
     Clock,
@@ -375,7 +376,11 @@ def _close_current_period(
             closed_at=at,
         )
         if invoice is not None:
-            report.update(invoice=invoice.pk, number=invoice.number, total=str(invoice.total))
+            report.update(
+                invoice=invoice.pk,
+                number=invoice.number,
+                total=money_str(invoice.total, invoice.currency),
+            )
     if canceled:
         subscription.status = SubscriptionStatus.CANCELED
         subscription.ended_at = end

@@ -298,7 +298,7 @@ def billing_thresholds_evaluate(
             "customer": subscription.customer.external_id,
             "invoice": invoice.pk,
             "number": invoice.number,
-            "total": str(invoice.total),
+            "total": money_str(invoice.total, invoice.currency),
             "currency": invoice.currency,
             "crossed": crossed,
             "reset_billing_cycle_anchor": reset,
@@ -312,7 +312,7 @@ def billing_thresholds_evaluate(
         "subscription": subscription.pk,
         "invoice": invoice.pk,
         "number": invoice.number,
-        "total": str(invoice.total),
+        "total": money_str(invoice.total, invoice.currency),
         "crossed": crossed,
     }
 
