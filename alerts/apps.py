@@ -18,15 +18,6 @@ def _kick_outbox_dispatch() -> None:
         logger.warning("Outbox dispatch not enqueued (broker unreachable); the sweep will.")
 
 
-def _clock_job_run(clock, at):
-    """Alert evaluation as a simulation clock's job, after periods and thresholds (R-A5)."""
-    from .services.evaluation import alerts_evaluate
-
-    customer_ids = clock.subscriptions.values_list("customer_id", flat=True).distinct()
-    fired = alerts_evaluate(customer_ids=list(customer_ids), at=at)
-    return [fired] if any(fired.values()) else []
-
-
 class AlertsConfig(AppConfig):
     name = "alerts"
 
@@ -35,6 +26,7 @@ class AlertsConfig(AppConfig):
         from core.outbox import register_outbox_listener
         from metering.hooks import register_usage_listener
 
+        from .services import evaluation
         from .services.evaluation import usage_listener
 
         # After quotas' listener (quotas precedes alerts in INSTALLED_APPS): balances are
@@ -43,4 +35,4 @@ class AlertsConfig(AppConfig):
         # New outbox events (invoice.created, quota.*) are dispatched as soon as they commit;
         # the beat sweep catches anything missed.
         register_outbox_listener(_kick_outbox_dispatch)
-        register_clock_job(ClockJob("alerts", run=_clock_job_run))
+        register_clock_job(ClockJob("alerts", run=evaluation.clock_job_run))

@@ -318,7 +318,7 @@ def _upsert_sql(rows: int) -> str:
     (PostgreSQL numeric; metering's ``kota_dec_*`` functions on SQLite, which keeps them as
     text) and event keys ordered by code point, as Python (``Partial``) orders them."""
     qn = connection.ops.quote_name
-    pg = connection.vendor == "postgresql"
+    pg = metering_sql.is_postgres()
     add = "b.total + excluded.total" if pg else "kota_dec_add(b.total, excluded.total)"
     greatest = (
         "GREATEST(b.maximum, excluded.maximum)"
@@ -351,7 +351,7 @@ def _upsert(rows: dict[Key, tuple[datetime | None, Partial]], now: datetime) -> 
     """Merge partials into balance rows (creating them), in key order, atomically per row."""
     if not rows:
         return
-    pg = connection.vendor == "postgresql"
+    pg = metering_sql.is_postgres()
     dt = connection.ops.adapt_datetimefield_value
 
     def dec(value: Decimal | None) -> Any:

@@ -717,3 +717,10 @@ def _customers_with_usage(meter: Meter) -> set[int]:
         status__in=LIVE_STATUSES, clock__isnull=False
     ).values_list("customer_id", flat=True)
     return meter_customers_with_usage(meter=meter, since=since) | set(clocked)
+
+
+def clock_job_run(clock, at: datetime) -> list[dict[str, int]]:
+    """Alert evaluation as a simulation clock's job, after periods and thresholds (R-A5)."""
+    customer_ids = clock.subscriptions.values_list("customer_id", flat=True).distinct()
+    fired = alerts_evaluate(customer_ids=list(customer_ids), at=at)
+    return [fired] if any(fired.values()) else []

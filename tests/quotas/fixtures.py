@@ -1,6 +1,6 @@
 """Shared quotas fixtures; tests.quotas.fixtures.py and browser tests import them."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -111,3 +111,44 @@ def annual(db):
         min_level=2,
     )
     return offer
+
+
+@pytest.fixture
+def tokens_250(db, api):
+    """R-M6: an AI plan with 100 free tokens a cycle at $0.50 a unit (and a $20.00 fee), on a
+    clock at Nov 21st, and 250 tokens posted in November through POST /api/v1/events.
+    Returns the subscription."""
+    from tests.quotas.test_usage_api import post_events
+
+    meter = MeterFactory(
+        name="Tokens", event_name="llm_request", aggregation="sum", property="tokens"
+    )
+    tokens = ServiceFactory(code="tokens", group__kind="usage_based", meter=meter)
+    offer = OfferFactory(
+        code="ai-starter", currency="USD", fixed_fee=Decimal("20.00"), timezone="UTC"
+    )
+    OfferServiceFactory(
+        offer=offer,
+        service=tokens,
+        included=Decimal(100),
+        reset_interval="billing_period",
+        limit_behaviour="overage",
+        pricing={"model": "per_unit", "unit_price": "0.50"},
+    )
+    customer = CustomerFactory(external_id="cus_acme")
+    subscription = subscription_start(
+        customer=customer,
+        offer=offer,
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        clock=ClockFactory(now=datetime(2026, 11, 21, 12, tzinfo=UTC)),
+    )
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    post_events(
+        api,
+        customer,
+        "llm_request",
+        [at, at + timedelta(hours=1), at + timedelta(hours=2)],
+        [{"tokens": 100}, {"tokens": 120}, {"tokens": 30}],
+        prefix="llm",
+    )
+    return subscription

@@ -1,15 +1,11 @@
 """Usage end to end through the HTTP API: POST /api/v1/events, then
 GET /api/v1/subscriptions/{id}/usage (and the customer page) price it (R-M6, R-Q2)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from quotas.services import subscription_start
-from tests.billing.factories import ClockFactory, CustomerFactory, OfferFactory
-from tests.metering.factories import MeterFactory
-from tests.quotas.factories import OfferServiceFactory, ServiceFactory
 from tests.quotas.fixtures import NOV_1_ISTANBUL, service_card
 
 pytestmark = pytest.mark.django_db
@@ -38,42 +34,10 @@ def service_usage(api, subscription, code):
     return response.json(), next(s for s in response.json()["services"] if s["service"] == code)
 
 
-def test_r_m6_tokens_250_used_100_free_050_a_unit_is_75_through_the_api(api):
+def test_r_m6_tokens_250_used_100_free_050_a_unit_is_75_through_the_api(api, tokens_250):
     """R-M6: free 100 units a cycle, $0.50 a unit, 250 used -> (250 - 100) x 0.50 = $75.00,
     with the events posted to the API and the amount read back from the usage endpoint."""
-    meter = MeterFactory(
-        name="Tokens", event_name="llm_request", aggregation="sum", property="tokens"
-    )
-    tokens = ServiceFactory(code="tokens", group__kind="usage_based", meter=meter)
-    offer = OfferFactory(
-        code="ai-starter", currency="USD", fixed_fee=Decimal("20.00"), timezone="UTC"
-    )
-    OfferServiceFactory(
-        offer=offer,
-        service=tokens,
-        included=Decimal(100),
-        reset_interval="billing_period",
-        limit_behaviour="overage",
-        pricing={"model": "per_unit", "unit_price": "0.50"},
-    )
-    customer = CustomerFactory(external_id="cus_acme")
-    subscription = subscription_start(
-        customer=customer,
-        offer=offer,
-        start=datetime(2026, 11, 1, tzinfo=UTC),
-        clock=ClockFactory(now=datetime(2026, 11, 21, 12, tzinfo=UTC)),
-    )
-    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
-    post_events(
-        api,
-        customer,
-        "llm_request",
-        [at, at + timedelta(hours=1), at + timedelta(hours=2)],
-        [{"tokens": 100}, {"tokens": 120}, {"tokens": 30}],
-        prefix="llm",
-    )
-
-    body, usage = service_usage(api, subscription, "tokens")
+    body, usage = service_usage(api, tokens_250, "tokens")
     assert (usage["included"], usage["used"]) == ("100", "250")
     assert (usage["overage_quantity"], usage["overage_amount"]) == ("150", "75.00")
     assert body["amount_due_so_far"] == "95.00"  # + the $20.00 fixed fee

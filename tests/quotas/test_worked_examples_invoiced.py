@@ -7,10 +7,7 @@ from decimal import Decimal
 import pytest
 
 from quotas.services import subscription_start
-from tests.billing.factories import ClockFactory, CustomerFactory, OfferFactory
-from tests.metering.factories import MeterFactory
-from tests.quotas.factories import OfferServiceFactory, ServiceFactory
-from tests.quotas.fixtures import annual  # noqa: F401
+from tests.billing.factories import ClockFactory, CustomerFactory
 from tests.quotas.test_usage_api import post_events
 
 pytestmark = pytest.mark.django_db
@@ -54,38 +51,15 @@ def test_r_q2_overage_on_the_period_invoice(
         assert invoice["total"] == str(Decimal("1500.00") + Decimal(overage))
 
 
-def test_r_m6_250_tokens_100_free_050_a_unit_is_a_75_00_line(api):
+def test_r_m6_250_tokens_100_free_050_a_unit_is_a_75_00_line(api, tokens_250):
     """R-M6: (250 - 100) x $0.50 = $75.00 on the cycle's invoice."""
-    meter = MeterFactory(event_name="llm_request", aggregation="sum", property="tokens")
-    tokens = ServiceFactory(code="tokens", group__kind="usage_based", meter=meter)
-    offer = OfferFactory(code="ai-starter", currency="USD", fixed_fee=Decimal("20.00"))
-    OfferServiceFactory(
-        offer=offer,
-        service=tokens,
-        included=Decimal(100),
-        pricing={"model": "per_unit", "unit_price": "0.50"},
-    )
-    customer = CustomerFactory()
-    clock = ClockFactory(now=datetime(2026, 11, 21, 12, tzinfo=UTC))
-    sub = subscription_start(
-        customer=customer, offer=offer, start=datetime(2026, 11, 1, tzinfo=UTC), clock=clock
-    )
-    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
-    post_events(
-        api,
-        customer,
-        "llm_request",
-        [at, at + timedelta(hours=1), at + timedelta(hours=2)],
-        [{"tokens": 100}, {"tokens": 120}, {"tokens": 30}],
-        prefix="llm",
-    )
-    invoice = _advance_and_invoice(api, sub, datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
+    invoice = _advance_and_invoice(api, tokens_250, datetime(2026, 12, 1, 0, 1, tzinfo=UTC))
     line = _line(invoice, "tokens")
     assert (line["quantity"], line["unit_price"], line["amount"]) == ("150", "0.5", "75.00")
     assert invoice["total"] == "95.00"
 
 
-def test_r_l6_add_on_bought_with_six_of_twelve_months_left_is_a_200_00_line(api, annual):  # noqa: F811
+def test_r_l6_add_on_bought_with_six_of_twelve_months_left_is_a_200_00_line(api, annual):
     """R-L6: a $400/year add-on bought with six months of the annual cycle left."""
     clock = ClockFactory(now=datetime(2026, 7, 1, tzinfo=UTC))
     sub = subscription_start(
